@@ -1,0 +1,60 @@
+"""One place that turns errors into the JSON envelope (API) or an error page (browsers)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tunelab.errors import TuneLabError
+
+log = logging.getLogger("tunelab")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def respond(request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
+    if _wants_html(request):
+        from tunelab.web import render_error_page
+
+        return render_error_page(request, status, code, message)
+    return JSONResponse(envelope(status, code, message, details), status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TuneLabError)
+    async def domain_error(request: Request, exc: TuneLabError) -> Response:
+        return respond(request, exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        message = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['msg']}"
+        return respond(request, 422, "validation_error", message, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = "No such page or resource" if exc.status_code == 404 else str(exc.detail)
+        return respond(request, exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(request, 500, "internal_error", "Something went wrong on the server; the log has details")

@@ -1,0 +1,16 @@
+"""Liveness and identity of the server."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+import tunelab
+from tunelab.api.deps import SettingsDep
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/health")
+def health(settings: SettingsDep) -> dict[str, str]:
+    """Says the server is up, its version and which database it owns."""
+    return {"status": "ok", "version": tunelab.__version__, "db": str(settings.db_path)}

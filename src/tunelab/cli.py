@@ -1,0 +1,180 @@
+"""The `tunelab` command: serve the studio, run JSON operations, inspect experiments, make models."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tunelab.config import Settings
+from tunelab.domain.experiments import Experiment, ExperimentFilter
+from tunelab.errors import TuneLabError
+
+app = typer.Typer(help="TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.", no_args_is_help=True)
+experiments_app = typer.Typer(help="List, show, archive and unarchive experiments.", no_args_is_help=True)
+models_app = typer.Typer(help="Base models: create the tiny local MusicGen.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(models_app, name="models")
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab).")
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+) -> None:
+    """Start the studio's web server and API."""
+    import uvicorn
+
+    from tunelab.api.app import create_app
+    from tunelab.client import remove_server_file, write_server_file
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = _settings(data_dir, **overrides)
+    try:
+        application = create_app(settings)
+    except TuneLabError as exc:
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    url = f"http://{settings.host}:{settings.port}"
+    write_server_file(settings, url)
+    typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
+    try:
+        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        remove_server_file(settings)
+
+
+@app.command()
+def ops(data_dir: DataDirOption = None) -> None:
+    """Read one JSON operation on stdin and write one JSON answer on stdout (exit 1 on error)."""
+    import json
+
+    from tunelab import ops as operations
+
+    answer, code = operations.run(sys.stdin.read(), _settings(data_dir))
+    sys.stdout.write(json.dumps(answer) + "\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _experiments(data_dir: Path | None) -> Iterator[Any]:
+    from tunelab.client import HttpTracker, running_server
+    from tunelab.services.experiments import ExperimentService
+    from tunelab.store import Database
+
+    settings = _settings(data_dir)
+    try:
+        url = running_server(settings)
+        if url:
+            yield HttpTracker(url)
+            return
+        settings.ensure_dirs()
+        db = Database(settings.db_path)
+        try:
+            yield ExperimentService(db)
+        finally:
+            db.close()
+    except TuneLabError as exc:
+        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _metrics(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in sorted(values.items())) or "-"
+
+
+def _row(e: Experiment) -> list[str]:
+    return [e.id, e.name, e.status.value, str(e.run_count), _metrics(e.best_metrics), f"{e.created_at:%Y-%m-%d %H:%M}"]
+
+
+@experiments_app.command("list")
+def list_experiments(
+    data_dir: DataDirOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include archived experiments.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only experiments with this status.")] = None,
+    q: Annotated[str | None, typer.Option("--search", help="Only names containing this text.")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Show experiments as a table, newest first."""
+    with _experiments(data_dir) as experiments:
+        result = experiments.list(ExperimentFilter(include_archived=all_, status=status, q=q, page=page))
+    headers = ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
+    typer.echo(_table(headers, [_row(e) for e in result.items]))
+    typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
+
+
+@experiments_app.command("show")
+def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
+    """Show one experiment with its runs."""
+    with _experiments(data_dir) as experiments:
+        detail = experiments.detail(experiment_id)
+    typer.secho(f"{detail.name}  [{detail.status.value}]", bold=True)
+    for label, value in [
+        ("id", detail.id), ("description", detail.description or "-"), ("dataset", detail.dataset_id or "-"),
+        ("created", f"{detail.created_at:%Y-%m-%d %H:%M:%S}"), ("git commit", detail.provenance.git_commit or "-"),
+        ("best metrics", _metrics(detail.best_metrics)), ("error", detail.execution.error or "-"),
+    ]:  # fmt: skip
+        typer.echo(f"  {label:<13} {value}")
+    rows = [
+        [r["id"], r["name"], r["status"], "-" if r["final_loss"] is None else f"{r['final_loss']:.4g}"]
+        for r in (run.model_dump() if hasattr(run, "model_dump") else run for run in detail.runs)
+    ]
+    typer.echo("\n" + _table(["RUN", "NAME", "STATUS", "FINAL LOSS"], rows))
+
+
+@experiments_app.command("archive")
+def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
+    """Archive an experiment (it can be unarchived later)."""
+    with _experiments(data_dir) as experiments:
+        experiment = experiments.archive(experiment_id)
+    typer.echo(f"Archived {experiment.name} ({experiment.id}); `tunelab experiments unarchive {experiment.id}` undoes it")
+
+
+@experiments_app.command("unarchive")
+def unarchive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
+    """Bring an archived experiment back (status draft)."""
+    with _experiments(data_dir) as experiments:
+        experiment = experiments.unarchive(experiment_id)
+    typer.echo(f"Unarchived {experiment.name} ({experiment.id}); status {experiment.status.value}")
+
+
+@models_app.command("create-tiny")
+def create_tiny(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the model to.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same model.")] = 0,
+) -> None:
+    """Write a tiny randomly initialised MusicGen (a few MB) for tests and demos."""
+    from tunelab.training.tiny import create_tiny_musicgen
+
+    path = create_tiny_musicgen(directory, seed=seed)
+    typer.echo(f"Tiny MusicGen written to {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

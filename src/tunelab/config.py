@@ -1,0 +1,49 @@
+"""Settings, read once from the environment (prefix TUNELAB_) and passed into the app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "tunelab"
+
+
+class Settings(BaseSettings):
+    """Everything TuneLab can be configured with; each field is documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNELAB_", extra="ignore")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Where the database and all files live.")
+    db: Path | None = Field(default=None, description="The DuckDB file; defaults to DATA_DIR/tunelab.duckdb.")
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, description="Port the server listens on.")
+    current_model: str | None = Field(default=None, description="Base model folder or hub id to start with.")
+    executor: str = Field(default="local", description="How training runs: 'local' (PTY subprocess).")
+    import_roots: list[Path] = Field(default_factory=list, description="Extra folders adapters may be imported from.")
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.db is None:
+            legacy = os.environ.get("EXPERIMENT_DB")
+            self.db = Path(legacy) if legacy else self.data_dir / "tunelab.duckdb"
+        self.db = self.db.expanduser().resolve()
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        assert self.db is not None
+        return self.db
+
+    @property
+    def server_file(self) -> Path:
+        """The file a running server leaves its address in, next to the database it owns."""
+        return self.db_path.with_name(self.db_path.name + ".server.json")
+
+    def ensure_dirs(self) -> None:
+        for sub in ("", "exports", "adapters", "runs", "audio", "models", "artifacts"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Pydantic models and enums per entity; no I/O here."""

@@ -1,0 +1,28 @@
+"""Artifacts: immutable files or records that experiments and runs consume and produce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from tunelab.domain.common import UTCDateTime, JSONDict, Model, ResourceId
+
+
+class ArtifactCreate(Model):
+    id: ResourceId | None = None
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    uri: str = Field(min_length=1, max_length=4096)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(default=None, ge=0)
+    metadata: JSONDict = Field(default_factory=dict)
+
+
+class Artifact(BaseModel):
+    id: str
+    type: str
+    uri: str
+    sha256: str | None
+    size: int | None
+    metadata: JSONDict
+    created_at: UTCDateTime

@@ -1,0 +1,123 @@
+"""Experiments: the unit that groups runs and records what went in and came out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from tunelab.domain.common import UTCDateTime, JSONDict, Model, ResourceId
+
+
+class ExperimentStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ARCHIVED = "archived"
+
+    @classmethod
+    def parse(cls, value: str) -> ExperimentStatus:
+        """Accept the tracker's `pending` as our `draft`."""
+        return cls.DRAFT if value == "pending" else cls(value)
+
+
+TERMINAL_EXPERIMENT = {ExperimentStatus.COMPLETED, ExperimentStatus.FAILED, ExperimentStatus.CANCELLED}
+
+# update_status may move an experiment only along these edges; archive/unarchive have their own endpoints.
+ALLOWED_TRANSITIONS: dict[ExperimentStatus, set[ExperimentStatus]] = {
+    ExperimentStatus.DRAFT: {ExperimentStatus.RUNNING, ExperimentStatus.FAILED, ExperimentStatus.CANCELLED},
+    ExperimentStatus.RUNNING: TERMINAL_EXPERIMENT,
+    ExperimentStatus.COMPLETED: {ExperimentStatus.RUNNING},
+    ExperimentStatus.FAILED: {ExperimentStatus.RUNNING},
+    ExperimentStatus.CANCELLED: {ExperimentStatus.RUNNING},
+    ExperimentStatus.ARCHIVED: set(),
+}
+
+ArtifactMap = dict[str, list[ResourceId]]
+
+
+class Provenance(Model):
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    engine_version: str | None = None
+    created_at: UTCDateTime | None = None
+
+
+class ExperimentCreate(Model):
+    id: ResourceId | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    dataset_id: str | None = None
+    config: JSONDict = Field(default_factory=dict)
+    inputs: ArtifactMap = Field(default_factory=dict)
+    provenance: Provenance | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+
+class ExperimentUpdate(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    dataset_id: str | None = None
+    config: JSONDict | None = None
+
+
+class StatusUpdate(Model):
+    status: str
+    error: str | None = None
+
+
+class ResultsUpdate(Model):
+    outputs: dict[str, ResourceId]
+
+
+class Execution(BaseModel):
+    started_at: UTCDateTime | None = None
+    completed_at: UTCDateTime | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+class Experiment(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    status: ExperimentStatus
+    archived: bool
+    dataset_id: str | None
+    config: JSONDict
+    inputs: dict[str, list[str]]
+    outputs: dict[str, str]
+    provenance: Provenance
+    execution: Execution
+    best_metrics: dict[str, float]
+    run_count: int
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+
+class ExperimentDetail(Experiment):
+    runs: list[Any] = Field(default_factory=list)
+
+
+class ExperimentFilter(Model):
+    status: str | None = None
+    include_archived: bool = False
+    artifact_type: str | None = None
+    git_commit: str | None = None
+    min_created_at: UTCDateTime | None = None
+    max_created_at: UTCDateTime | None = None
+    q: str | None = None
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=50, ge=1, le=500)
+    limit: int | None = Field(default=None, ge=1, le=10_000, description="The tracker's limit; overrides page_size.")

@@ -1,0 +1,5 @@
+"""DuckDB persistence: the only package that holds SQL."""
+
+from tunelab.store.db import Database
+
+__all__ = ["Database"]

@@ -1,0 +1,154 @@
+"""SQL for experiments and the artifacts they declare as inputs and outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tunelab.domain.common import as_naive_utc
+from tunelab.domain.experiments import Execution, Experiment, ExperimentFilter, ExperimentStatus, Provenance
+from tunelab.store.db import Connection, fetch_dicts, fetch_one
+
+_SELECT = """
+    SELECT e.*, (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id) AS run_count
+    FROM experiments e
+"""
+UPDATABLE = {
+    "name", "description", "dataset_id", "config", "status", "best_metrics", "outputs",
+    "updated_at", "started_at", "completed_at", "duration_ms", "error",
+}  # fmt: skip
+_JSON_COLUMNS = {"config", "best_metrics", "outputs", "inputs"}
+
+
+def insert(con: Connection, row: dict[str, Any]) -> None:
+    values = {k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    con.execute(f"INSERT INTO experiments ({columns}) VALUES ({marks})", list(values.values()))  # noqa: S608
+    link_artifacts(con, row["id"], "input", row["inputs"])
+
+
+def link_artifacts(con: Connection, experiment_id: str, direction: str, by_type: dict[str, list[str]]) -> None:
+    rows = [(experiment_id, direction, kind, aid) for kind, ids in by_type.items() for aid in ids]
+    if rows:
+        con.execute(
+            "INSERT INTO experiment_artifacts SELECT * FROM (SELECT unnest(?) AS e, unnest(?) AS d, "
+            "unnest(?) AS t, unnest(?) AS a)",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+
+def unlink_outputs(con: Connection, experiment_id: str, names: list[str]) -> None:
+    con.execute(
+        "DELETE FROM experiment_artifacts WHERE experiment_id = ? AND direction = 'output' "
+        "AND list_contains(?, artifact_type)",
+        [experiment_id, names],
+    )
+
+
+def update(con: Connection, experiment_id: str, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    values = [json.dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
+    con.execute(f"UPDATE experiments SET {assignments} WHERE id = ?", [*values, experiment_id])  # noqa: S608
+
+
+def get(con: Connection, experiment_id: str) -> Experiment | None:
+    row = fetch_one(con, _SELECT + " WHERE e.id = ?", [experiment_id])
+    return _to_experiment(row) if row else None
+
+
+def name_owner(con: Connection, name: str) -> str | None:
+    row = con.execute("SELECT id FROM experiments WHERE name = ? LIMIT 1", [name]).fetchone()
+    return str(row[0]) if row else None
+
+
+def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment], int]:
+    where, params = _where(flt)
+    total = con.execute(f"SELECT count(*) FROM experiments e {where}", params).fetchone()  # noqa: S608
+    size = flt.limit or flt.page_size
+    offset = 0 if flt.limit else (flt.page - 1) * size
+    rows = fetch_dicts(
+        con, f"{_SELECT} {where} ORDER BY e.created_at DESC, e.id LIMIT ? OFFSET ?", [*params, size, offset]
+    )
+    return [_to_experiment(row) for row in rows], int(total[0]) if total else 0
+
+
+def find_by_input_artifacts(con: Connection, artifact_ids: list[str]) -> list[Experiment]:
+    rows = fetch_dicts(
+        con,
+        _SELECT + " WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
+        "WHERE direction = 'input' AND list_contains(?, artifact_id)) ORDER BY e.created_at DESC, e.id",
+        [artifact_ids],
+    )
+    return [_to_experiment(row) for row in rows]
+
+
+def find_by_artifact(con: Connection, artifact_id: str) -> list[tuple[str, str]]:
+    """(experiment_id, direction) pairs that reference an artifact."""
+    rows = con.execute(
+        "SELECT experiment_id, direction FROM experiment_artifacts WHERE artifact_id = ?", [artifact_id]
+    ).fetchall()
+    return [(str(e), str(d)) for e, d in rows]
+
+
+def _where(flt: ExperimentFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt.status:
+        clauses.append("e.status = ?")
+        params.append(str(ExperimentStatus.parse(flt.status)))
+    elif not flt.include_archived:
+        clauses.append("e.status <> 'archived'")
+    if flt.git_commit:
+        clauses.append("e.git_commit = ?")
+        params.append(flt.git_commit)
+    if flt.min_created_at:
+        clauses.append("e.created_at >= ?")
+        params.append(as_naive_utc(flt.min_created_at))
+    if flt.max_created_at:
+        clauses.append("e.created_at <= ?")
+        params.append(as_naive_utc(flt.max_created_at))
+    if flt.artifact_type:
+        clauses.append(
+            "e.id IN (SELECT experiment_id FROM experiment_artifacts WHERE direction = 'input' AND artifact_type = ?)"
+        )
+        params.append(flt.artifact_type)
+    if flt.q:
+        escaped = flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("e.name ILIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _to_experiment(row: dict[str, Any]) -> Experiment:
+    status = ExperimentStatus(row["status"])
+    return Experiment(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        status=status,
+        archived=status is ExperimentStatus.ARCHIVED,
+        dataset_id=row["dataset_id"],
+        config=json.loads(row["config"]),
+        inputs=json.loads(row["inputs"]),
+        outputs=json.loads(row["outputs"]),
+        provenance=Provenance(
+            git_commit=row["git_commit"],
+            git_dirty=row["git_dirty"],
+            engine_version=row["engine_version"],
+            created_at=row["created_at"],
+        ),
+        execution=Execution(
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            duration_ms=row["duration_ms"],
+            error=row["error"],
+        ),
+        best_metrics=json.loads(row["best_metrics"]),
+        run_count=int(row["run_count"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

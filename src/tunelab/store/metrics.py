@@ -1,0 +1,68 @@
+"""SQL for metric points: batched in through Arrow, read back by run and key."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import pyarrow as pa
+
+from tunelab.domain.runs import SeriesPoint
+from tunelab.store.db import Connection
+
+SCHEMA = pa.schema(
+    [("run_id", pa.string()), ("key", pa.string()), ("step", pa.int64()), ("value", pa.float64()),
+     ("ts", pa.timestamp("us"))]
+)  # fmt: skip
+
+
+def insert_batch(
+    con: Connection, run_ids: list[str], keys: list[str], steps: list[int], values: list[float], ts: list[datetime]
+) -> int:
+    """Insert many points in one statement (row-by-row inserts run ~1000x slower in DuckDB)."""
+    table = pa.Table.from_arrays(
+        [pa.array(run_ids), pa.array(keys), pa.array(steps, pa.int64()), pa.array(values, pa.float64()),
+         pa.array(ts, pa.timestamp("us"))],
+        schema=SCHEMA,
+    )  # fmt: skip
+    return insert_table(con, table)
+
+
+def insert_table(con: Connection, table: pa.Table) -> int:
+    con.register("_metric_batch", table)
+    try:
+        con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM _metric_batch")
+    finally:
+        con.unregister("_metric_batch")
+    return int(table.num_rows)
+
+
+def series(con: Connection, run_id: str, keys: list[str] | None = None) -> dict[str, list[SeriesPoint]]:
+    sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = ?"
+    params: list[object] = [run_id]
+    if keys:
+        sql += " AND list_contains(?, key)"
+        params.append(keys)
+    out: dict[str, list[SeriesPoint]] = defaultdict(list)
+    for key, step, value, ts in con.execute(sql + " ORDER BY key, step, ts", params).fetchall():
+        out[key].append(SeriesPoint(step=step, value=value, ts=ts))
+    return dict(out)
+
+
+def history(con: Connection, run_ids: list[str], key: str) -> dict[str, tuple[list[int], list[float]]]:
+    """One key's full history for many runs, as columns (what a loss chart needs)."""
+    table = con.execute(
+        "SELECT run_id, step, value FROM metrics WHERE list_contains(?, run_id) AND key = ? ORDER BY run_id, step",
+        [run_ids, key],
+    ).fetch_arrow_table()
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    runs, steps, values = (table.column(i).to_pylist() for i in range(3))
+    for run_id, step, value in zip(runs, steps, values, strict=True):
+        entry = out.setdefault(run_id, ([], []))
+        entry[0].append(step)
+        entry[1].append(value)
+    return out
+
+
+def delete_for_run(con: Connection, run_id: str) -> None:
+    con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])

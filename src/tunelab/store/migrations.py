@@ -1,0 +1,137 @@
+"""Named, ordered migrations, each in its own transaction, recorded in `schema_migrations`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunelab.store.db import Connection, Database
+
+Migration = Callable[["Connection"], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_experiments(con: Connection) -> None:
+    con.execute(
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            status TEXT NOT NULL,
+            dataset_id TEXT,
+            config TEXT NOT NULL DEFAULT '{}',
+            inputs TEXT NOT NULL DEFAULT '{}',
+            outputs TEXT NOT NULL DEFAULT '{}',
+            best_metrics TEXT NOT NULL DEFAULT '{}',
+            git_commit TEXT,
+            git_dirty BOOLEAN,
+            engine_version TEXT,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            completed_at TIMESTAMP,
+            duration_ms BIGINT,
+            error TEXT
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_experiments_status ON experiments(status)")
+    con.execute("CREATE INDEX idx_experiments_created ON experiments(created_at)")
+    con.execute("CREATE INDEX idx_experiments_commit ON experiments(git_commit)")
+    con.execute("CREATE INDEX idx_experiments_name ON experiments(name)")
+    # One row per (experiment, artifact) so lineage and find_by_input_artifacts use an index, not JSON scans.
+    con.execute(
+        """
+        CREATE TABLE experiment_artifacts (
+            experiment_id TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            artifact_type TEXT NOT NULL,
+            artifact_id TEXT NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_exp_artifacts_artifact ON experiment_artifacts(artifact_id)")
+    con.execute("CREATE INDEX idx_exp_artifacts_experiment ON experiment_artifacts(experiment_id)")
+    con.execute("CREATE INDEX idx_exp_artifacts_type ON experiment_artifacts(artifact_type)")
+
+
+@migration
+def m002_artifacts(con: Connection) -> None:
+    con.execute(
+        """
+        CREATE TABLE artifacts (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            uri TEXT NOT NULL,
+            sha256 TEXT,
+            size BIGINT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_artifacts_type ON artifacts(type)")
+
+
+@migration
+def m003_runs_and_metrics(con: Connection) -> None:
+    con.execute(
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            experiment_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            training_type TEXT,
+            external BOOLEAN NOT NULL DEFAULT FALSE,
+            config TEXT NOT NULL DEFAULT '{}',
+            inputs TEXT NOT NULL DEFAULT '{}',
+            summary TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            adapter_id TEXT,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            completed_at TIMESTAMP
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_runs_experiment ON runs(experiment_id)")
+    con.execute(
+        """
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            step BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            ts TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_metrics_run_key ON metrics(run_id, key)")
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    with db.transaction() as con:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMP)")
+        done = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    applied = []
+    for step in MIGRATIONS:
+        if step.__name__ in done:
+            continue
+        with db.transaction() as con:
+            step(con)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", [step.__name__, datetime.now(UTC).replace(tzinfo=None)]
+            )
+        applied.append(step.__name__)
+    return applied
