@@ -21,7 +21,8 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 
 DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab).")
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab)."),
 ]
 
 
@@ -106,7 +107,14 @@ def _metrics(values: dict[str, float]) -> str:
 
 
 def _row(e: Experiment) -> list[str]:
-    return [e.id, e.name, e.status.value, str(e.run_count), _metrics(e.best_metrics), f"{e.created_at:%Y-%m-%d %H:%M}"]
+    return [
+        e.id,
+        e.name,
+        e.status.value,
+        str(e.run_count),
+        _metrics(e.best_metrics),
+        f"{e.created_at:%Y-%m-%d %H:%M}",
+    ]
 
 
 @experiments_app.command("list")
@@ -119,7 +127,7 @@ def list_experiments(
 ) -> None:
     """Show experiments as a table, newest first."""
     with _experiments(data_dir) as experiments:
-        result = experiments.list(ExperimentFilter(include_archived=all_, status=status, q=q, page=page))
+        result = experiments.list_page(ExperimentFilter(include_archived=all_, status=status, q=q, page=page))
     headers = ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
     typer.echo(_table(headers, [_row(e) for e in result.items]))
     typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
@@ -149,7 +157,9 @@ def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> No
     """Archive an experiment (it can be unarchived later)."""
     with _experiments(data_dir) as experiments:
         experiment = experiments.archive(experiment_id)
-    typer.echo(f"Archived {experiment.name} ({experiment.id}); `tunelab experiments unarchive {experiment.id}` undoes it")
+    typer.echo(
+        f"Archived {experiment.name} ({experiment.id}); `tunelab experiments unarchive {experiment.id}` undoes it"
+    )
 
 
 @experiments_app.command("unarchive")

@@ -60,7 +60,7 @@ class HttpTracker:
     def detail(self, experiment_id: str) -> ExperimentDetail:
         return ExperimentDetail(**self._call("GET", f"/api/experiments/{experiment_id}"))
 
-    def list(self, flt: ExperimentFilter) -> Page[Experiment]:
+    def list_page(self, flt: ExperimentFilter) -> Page[Experiment]:
         params = flt.model_dump(mode="json", exclude_none=True)
         params["created_after"] = params.pop("min_created_at", None)
         params["created_before"] = params.pop("max_created_at", None)
@@ -84,7 +84,7 @@ class HttpTracker:
         return self.get(experiment_id)
 
     def list_experiments(self, flt: ExperimentFilter) -> list[Experiment]:
-        return self.list(flt).items
+        return self.list_page(flt).items
 
     def update_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
         body = {"status": status, "error": error}
@@ -95,5 +95,7 @@ class HttpTracker:
         return Experiment(**self._call("POST", f"/api/experiments/{experiment_id}/results", json=body))
 
     def find_by_input_artifacts(self, artifact_ids: list[str]) -> list[Experiment]:
+        if not artifact_ids:  # as the store answers; the route needs at least one id
+            return []
         answer = self._call("GET", "/api/experiments/by-input-artifacts", params={"artifact_id": artifact_ids})
         return [Experiment(**item) for item in answer]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from tunelab.domain.common import UTCDateTime, JSONDict, Model, ResourceId
+from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
 
 
 class ArtifactCreate(Model):

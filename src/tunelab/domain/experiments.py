@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from tunelab.domain.common import UTCDateTime, JSONDict, Model, ResourceId
+from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
 
 
 class ExperimentStatus(StrEnum):
@@ -70,6 +69,19 @@ class ExperimentUpdate(Model):
     description: str | None = Field(default=None, max_length=10_000)
     dataset_id: str | None = None
     config: JSONDict | None = None
+
+    @field_validator("name", "config")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Validators run only on fields that were sent: an explicit null would blank a required column.
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        return ExperimentCreate._strip_name(value)
 
 
 class StatusUpdate(Model):

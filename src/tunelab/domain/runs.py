@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from tunelab.domain.common import UTCDateTime, JSONDict, Model
+from tunelab.domain.common import JSONDict, Model, UTCDateTime
 
 MAX_POINTS_PER_BATCH = 10_000
 _MINIMISED = re.compile(r"loss|error", re.IGNORECASE)

@@ -39,8 +39,21 @@ def require_artifacts(con: Connection, artifact_ids: list[str]) -> None:
     missing = artifact_store.missing(con, artifact_ids)
     if missing:
         raise Unprocessable(
-            f"Unknown artifact ids: {', '.join(missing)}", code="unknown_artifacts", details={"missing": missing}
+            f"Unknown artifact ids: {', '.join(missing)}",
+            code="unknown_artifacts",
+            details={"missing": missing},
         )
+
+
+def parse_status(status: str) -> ExperimentStatus:
+    """The status a caller named (`pending` is `draft`), or 422 invalid_status."""
+    try:
+        return ExperimentStatus.parse(status)
+    except ValueError:
+        raise Unprocessable(
+            f"Unknown status {status!r}", code="invalid_status",
+            details={"allowed": ["pending", *[s.value for s in ExperimentStatus if s != "archived"]]},
+        ) from None  # fmt: skip
 
 
 class ExperimentService:
@@ -79,7 +92,9 @@ class ExperimentService:
             runs = run_store.list_for_experiment(con, experiment_id)
         return ExperimentDetail(**experiment.model_dump(), runs=runs)
 
-    def list(self, flt: ExperimentFilter) -> Page[Experiment]:
+    def list_page(self, flt: ExperimentFilter) -> Page[Experiment]:
+        if flt.status:
+            parse_status(flt.status)
         with self.db.read() as con:
             items, total = store.list_page(con, flt)
         return Page(items=items, total=total, page=flt.page, page_size=flt.limit or flt.page_size)
@@ -119,16 +134,10 @@ class ExperimentService:
         return self.get(experiment_id)
 
     def list_experiments(self, flt: ExperimentFilter) -> list[Experiment]:
-        return self.list(flt).items
+        return self.list_page(flt).items
 
     def update_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
-        try:
-            target = ExperimentStatus.parse(status)
-        except ValueError:
-            raise Unprocessable(
-                f"Unknown status {status!r}", code="invalid_status",
-                details={"allowed": ["pending", *[s.value for s in ExperimentStatus if s != "archived"]]},
-            ) from None  # fmt: skip
+        target = parse_status(status)
         with self.db.transaction() as con:
             experiment = require(con, experiment_id)
             if target not in ALLOWED_TRANSITIONS[experiment.status]:

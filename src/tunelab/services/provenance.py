@@ -15,9 +15,7 @@ _PACKAGE_DIR = Path(tunelab.__file__).resolve().parent
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=5, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -67,7 +67,9 @@ class RunService:
                  "created_at": now, "started_at": now},
             )  # fmt: skip
             if experiment.status is not ExperimentStatus.RUNNING:
-                experiment_store.update(con, experiment_id, execution_fields(experiment, ExperimentStatus.RUNNING, None))
+                experiment_store.update(
+                    con, experiment_id, execution_fields(experiment, ExperimentStatus.RUNNING, None)
+                )
             return require_run(con, run_id)
 
     def get(self, run_id: str) -> Run:
@@ -104,6 +106,7 @@ class RunService:
         """Store a batch of points atomically and keep run and experiment summaries current."""
         validate_batch(batch)
         if not batch.points:
+            self.get(run_id)  # an empty batch for an unknown run is still an error
             return 0
         now = utcnow()
         keys = [p.key for p in batch.points]
@@ -145,7 +148,8 @@ class RunService:
             return
         statuses = {r.status for r in runs}
         if statuses == {RunStatus.FAILED}:
-            target, error = ExperimentStatus.FAILED, runs[0].error
+            last_ended = max(runs, key=lambda r: r.completed_at or r.created_at)
+            target, error = ExperimentStatus.FAILED, last_ended.error
         elif statuses == {RunStatus.CANCELLED}:
             target, error = ExperimentStatus.CANCELLED, None
         else:

@@ -12,7 +12,15 @@ from tunelab.store.db import Connection, fetch_one
 def insert(con: Connection, row: dict[str, Any]) -> None:
     con.execute(
         "INSERT INTO artifacts (id, type, uri, sha256, size, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [row["id"], row["type"], row["uri"], row["sha256"], row["size"], json.dumps(row["metadata"]), row["created_at"]],
+        [
+            row["id"],
+            row["type"],
+            row["uri"],
+            row["sha256"],
+            row["size"],
+            json.dumps(row["metadata"]),
+            row["created_at"],
+        ],
     )
 
 
@@ -28,8 +36,7 @@ def missing(con: Connection, artifact_ids: list[str]) -> list[str]:
     if not artifact_ids:
         return []
     found = {
-        row[0]
-        for row in con.execute("SELECT id FROM artifacts WHERE list_contains(?, id)", [artifact_ids]).fetchall()
+        row[0] for row in con.execute("SELECT id FROM artifacts WHERE list_contains(?, id)", [artifact_ids]).fetchall()
     }
     return [aid for aid in dict.fromkeys(artifact_ids) if aid not in found]
 

@@ -79,7 +79,8 @@ def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment],
 def find_by_input_artifacts(con: Connection, artifact_ids: list[str]) -> list[Experiment]:
     rows = fetch_dicts(
         con,
-        _SELECT + " WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
+        _SELECT  # noqa: S608 - constant text; the ids are a parameter
+        + " WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
         "WHERE direction = 'input' AND list_contains(?, artifact_id)) ORDER BY e.created_at DESC, e.id",
         [artifact_ids],
     )

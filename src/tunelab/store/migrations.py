@@ -131,7 +131,8 @@ def migrate(db: Database) -> list[str]:
         with db.transaction() as con:
             step(con)
             con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?)", [step.__name__, datetime.now(UTC).replace(tzinfo=None)]
+                "INSERT INTO schema_migrations VALUES (?, ?)",
+                [step.__name__, datetime.now(UTC).replace(tzinfo=None)],
             )
         applied.append(step.__name__)
     return applied

@@ -47,7 +47,9 @@ def list_for_experiment(con: Connection, experiment_id: str) -> list[Run]:
 
 
 def count_with_name(con: Connection, experiment_id: str, name: str) -> int:
-    row = con.execute("SELECT count(*) FROM runs WHERE experiment_id = ? AND name = ?", [experiment_id, name]).fetchone()
+    row = con.execute(
+        "SELECT count(*) FROM runs WHERE experiment_id = ? AND name = ?", [experiment_id, name]
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -47,7 +47,7 @@ def list_experiments(
         status=status, include_archived=include_archived, artifact_type=artifact_type, git_commit=git_commit,
         min_created_at=created_after, max_created_at=created_before, q=q, page=page, page_size=page_size,
     )  # fmt: skip
-    return services.experiments.list(flt)
+    return services.experiments.list_page(flt)
 
 
 @router.get("/by-input-artifacts")

@@ -37,9 +37,7 @@ def set_run_status(run_id: str, body: RunStatusUpdate, services: ServicesDep) ->
 
 
 @router.get("/{run_id}/metrics")
-def get_metrics(
-    run_id: str, services: ServicesDep, key: Annotated[list[str] | None, Query()] = None
-) -> RunMetrics:
+def get_metrics(run_id: str, services: ServicesDep, key: Annotated[list[str] | None, Query()] = None) -> RunMetrics:
     """Every series of the run (or only `key`), with final and best values per key."""
     return services.runs.metrics(run_id, key)
 

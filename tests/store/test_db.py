@@ -1,0 +1,110 @@
+"""The store: migrations, the single write path, rollback, batching, and the cross-process lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tunelab.errors import StoreBusy
+from tunelab.store import Database, migrations
+from tunelab.store import metrics as metric_store
+
+
+def test_fresh_database_records_every_migration(db: Database) -> None:
+    with db.read() as con:
+        names = [row[0] for row in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+    assert names == sorted(step.__name__ for step in migrations.MIGRATIONS)
+
+
+def test_reopening_applies_nothing_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "t.duckdb"
+    first = Database(path)
+    with first.transaction() as con:
+        con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('a1', 'audio', 'x', now())")
+    first.close()
+    second = Database(path)
+    assert migrations.migrate(second) == []
+    with second.read() as con:
+        assert con.execute("SELECT id FROM artifacts").fetchall() == [("a1",)]
+    second.close()
+
+
+def test_new_migration_applies_once_and_failed_one_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "t.duckdb"
+    Database(path).close()
+
+    def m900_extra(con: object) -> None:
+        con.execute("CREATE TABLE extra (x INTEGER)")  # type: ignore[attr-defined]
+
+    def m901_broken(con: object) -> None:
+        con.execute("CREATE TABLE half (x INTEGER)")  # type: ignore[attr-defined]
+        con.execute("THIS IS NOT SQL")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m900_extra, m901_broken])
+    with pytest.raises(Exception, match="syntax"):
+        Database(path)
+    con = duckdb.connect(str(path))  # inspect what the failed open left, without migrating
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    applied = {row[0] for row in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    con.close()
+    assert "extra" in tables and "m900_extra" in applied
+    assert "half" not in tables and "m901_broken" not in applied
+
+
+def test_error_in_transaction_rolls_back_earlier_writes(db: Database) -> None:
+    with pytest.raises(Exception, match="[Cc]onstraint"), db.transaction() as con:
+        con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('ok', 'audio', 'x', now())")
+        con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('ok', 'audio', 'y', now())")
+    with db.read() as con:
+        assert con.execute("SELECT count(*) FROM artifacts").fetchone() == (0,)
+    # The connection is usable afterwards: the failed transaction was rolled back, not left open.
+    with db.transaction() as con:
+        con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('next', 'audio', 'x', now())")
+    with db.read() as con:
+        assert con.execute("SELECT id FROM artifacts").fetchall() == [("next",)]
+
+
+def test_batch_insert_and_history_round_trip(db: Database) -> None:
+    n = 50_000
+    with db.transaction() as con:
+        inserted = metric_store.insert_batch(
+            con, ["r1"] * n, ["loss" if i % 2 else "acc" for i in range(n)], [i // 2 for i in range(n)],
+            [float(i) for i in range(n)], [datetime(2026, 1, 1)] * n,
+        )  # fmt: skip
+    assert inserted == n
+    with db.read() as con:
+        history = metric_store.history(con, ["r1", "missing"], "loss")
+        series = metric_store.series(con, "r1", ["acc"])
+    steps, values = history["r1"]
+    assert len(steps) == n // 2 and steps == sorted(steps) and values[0] == 1.0
+    assert list(series) == ["acc"] and len(series["acc"]) == n // 2
+    assert "missing" not in history
+
+
+HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreBusy) as caught:
+            Database(path)
+        assert caught.value.code == "store_locked" and caught.value.status == 503
+        assert "another process" in caught.value.message
+    finally:
+        holder.kill()
+        holder.wait()
