@@ -20,9 +20,6 @@ class Settings(BaseSettings):
     db: Path | None = Field(default=None, description="The DuckDB file; defaults to DATA_DIR/tunelab.duckdb.")
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8000, description="Port the server listens on.")
-    current_model: str | None = Field(default=None, description="Base model folder or hub id to start with.")
-    executor: str = Field(default="local", description="How training runs: 'local' (PTY subprocess).")
-    import_roots: list[Path] = Field(default_factory=list, description="Extra folders adapters may be imported from.")
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
