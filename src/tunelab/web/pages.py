@@ -1,0 +1,29 @@
+"""Page routes. They render templates only; the pages fetch their data from the JSON API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from tunelab.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    """The experiments list is the home page."""
+    return RedirectResponse("/experiments", status_code=307)
+
+
+@router.get("/experiments", response_class=HTMLResponse)
+def experiments_page(request: Request) -> HTMLResponse:
+    """List, create, archive and unarchive experiments."""
+    return templates.TemplateResponse(request, "experiments.html", {"active_nav": "experiments"})
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
+    """One experiment with its runs and the run comparison."""
+    context = {"active_nav": "experiments", "experiment_id": experiment_id}
+    return templates.TemplateResponse(request, "experiment.html", context)
