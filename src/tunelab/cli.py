@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ def serve(
     url = f"http://{settings.host}:{settings.port}"
     write_server_file(settings, url)
     typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets `finally` remove the file.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
     finally:

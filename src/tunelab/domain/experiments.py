@@ -132,4 +132,4 @@ class ExperimentFilter(Model):
     q: str | None = None
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=50, ge=1, le=500)
-    limit: int | None = Field(default=None, ge=1, le=10_000, description="The tracker's limit; overrides page_size.")
+    limit: int | None = Field(default=None, ge=1, le=500, description="The tracker's limit; overrides page_size.")

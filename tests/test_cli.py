@@ -1,0 +1,275 @@
+"""The `tunelab` command: help texts, and `experiments list|show|archive|unarchive` with and without a server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import Request, Response
+from typer.testing import CliRunner
+
+from tunelab.api.app import create_app
+from tunelab.cli import app
+from tunelab.client import remove_server_file, write_server_file
+from tunelab.config import Settings
+from tunelab.domain.experiments import ExperimentCreate, Provenance
+from tunelab.domain.runs import MetricBatch, MetricPoint, RunCreate, RunStatus, RunStatusUpdate
+from tunelab.services import Services
+from tunelab.store import Database
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_tunelab_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def tunelab(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), prog_name="tunelab")
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def seeded(data_dir: Path) -> dict[str, str]:
+    """Three experiments (one archived, one with two runs and metrics) written straight into the data dir."""
+    settings = Settings(data_dir=data_dir)
+    settings.ensure_dirs()
+    db = Database(settings.db_path)
+    try:
+        services = Services.build(db)
+        day = "2026-05-0{}T08:00:00Z"
+        piano = services.experiments.create(
+            ExperimentCreate(
+                name="piano lora", description="soft piano", provenance=Provenance(created_at=day.format(1))
+            )
+        )
+        old = services.runs.create(piano.id, RunCreate(external=True, name="first"))
+        new = services.runs.create(piano.id, RunCreate(external=True, name="second"))
+        services.runs.ingest(old.id, MetricBatch(points=[MetricPoint(key="loss", value=0.5, step=1)]))
+        services.runs.ingest(new.id, MetricBatch(points=[MetricPoint(key="loss", value=0.25, step=1)]))
+        services.runs.set_status(old.id, RunStatusUpdate(status=RunStatus.COMPLETED))
+        drums = services.experiments.create(
+            ExperimentCreate(name="drums", provenance=Provenance(created_at=day.format(2)))
+        )
+        old_one = services.experiments.create(
+            ExperimentCreate(name="forgotten", provenance=Provenance(created_at=day.format(3)))
+        )
+        services.experiments.archive(old_one.id)
+    finally:
+        db.close()
+    return {"piano": piano.id, "drums": drums.id, "forgotten": old_one.id, "first": old.id, "second": new.id}
+
+
+# --- help --------------------------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands() -> None:
+    done = subprocess.run([sys.executable, "-m", "tunelab", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for command in ("serve", "ops", "experiments", "models"):
+        assert re.search(rf"^\W*{command}\s", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_serve_help_names_host_port_and_data_dir() -> None:
+    code, output = tunelab("serve", "--help")
+    assert code == 0
+    assert "Usage: tunelab serve" in output
+    for option in ("--host", "--port", "--data-dir"):
+        assert option in output
+
+
+def test_experiments_help_lists_its_subcommands() -> None:
+    code, output = tunelab("experiments", "--help")
+    assert code == 0
+    for command in ("list", "show", "archive", "unarchive"):
+        assert re.search(rf"^\W*{command}\s", output, re.MULTILINE), output
+
+
+# --- experiments, reading the file ------------------------------------------------------------------------------------
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The table's rows split on its column boundaries (read off the dashes line under the header)."""
+    lines = output.splitlines()
+    dashes = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+(  -+)*", line))
+    spans = [m.span() for m in re.finditer(r"-+", lines[dashes])]
+    rows = []
+    for line in [lines[dashes - 1], *lines[dashes + 1 :]]:
+        if not line.strip():
+            break
+        rows.append(
+            [line[start : end + 2 if i < len(spans) - 1 else None].strip() for i, (start, end) in enumerate(spans)]
+        )
+    return rows
+
+
+def test_list_shows_a_readable_table_newest_first_without_archived(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output = tunelab("experiments", "list", "--data-dir", str(data_dir))
+
+    assert code == 0, output
+    rows = table_rows(output)
+    assert rows[0] == ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
+    assert rows[1] == [seeded["drums"], "drums", "draft", "0", "-", "2026-05-02 08:00"]
+    assert rows[2] == [seeded["piano"], "piano lora", "running", "2", "loss=0.25", "2026-05-01 08:00"]
+    assert len(rows) == 3
+    assert "2 of 2 experiment(s), page 1" in output
+
+
+def test_list_all_includes_archived_and_filters_work(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output = tunelab("experiments", "list", "--all", "--data-dir", str(data_dir))
+    assert code == 0
+    assert [row[1] for row in table_rows(output)[1:]] == ["forgotten", "drums", "piano lora"]
+    assert table_rows(output)[1][2] == "archived"
+
+    code, output = tunelab("experiments", "list", "--status", "running", "--data-dir", str(data_dir))
+    assert [row[1] for row in table_rows(output)[1:]] == ["piano lora"]
+
+    code, output = tunelab("experiments", "list", "--search", "DRU", "--data-dir", str(data_dir))
+    assert [row[1] for row in table_rows(output)[1:]] == ["drums"]
+
+
+def test_list_of_an_empty_data_dir_is_an_empty_table(data_dir: Path) -> None:
+    code, output = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    assert code == 0
+    assert table_rows(output) == [["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]]
+    assert "0 of 0 experiment(s), page 1" in output
+
+
+def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> None:
+    code, output = tunelab("experiments", "list", "--status", "bogus", "--data-dir", str(data_dir))
+    assert code == 1
+    assert "invalid_status" in output
+
+
+def test_show_prints_the_experiment_and_its_runs_newest_first(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output = tunelab("experiments", "show", seeded["piano"], "--data-dir", str(data_dir))
+
+    assert code == 0, output
+    assert output.splitlines()[0] == "piano lora  [running]"
+    fields = dict(re.findall(r"^  (\w[\w ]*?)\s{2,}(.+)$", output, re.MULTILINE))
+    assert fields["id"] == seeded["piano"]
+    assert fields["description"] == "soft piano"
+    assert fields["created"] == "2026-05-01 08:00:00"
+    assert re.fullmatch(r"[0-9a-f]{40}", fields["git commit"])
+    assert fields["best metrics"] == "loss=0.25"
+    assert table_rows(output) == [
+        ["RUN", "NAME", "STATUS", "FINAL LOSS"],
+        [seeded["second"], "second", "running", "0.25"],
+        [seeded["first"], "first", "completed", "0.5"],
+    ]
+
+
+def test_show_unknown_experiment_is_exit_1_with_the_code(data_dir: Path) -> None:
+    code, output = tunelab("experiments", "show", "exp-nope", "--data-dir", str(data_dir))
+    assert code == 1
+    assert "experiment_not_found" in output and "exp-nope" in output
+
+
+def test_archive_and_unarchive(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output = tunelab("experiments", "archive", seeded["drums"], "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert "Archived drums" in output and f"tunelab experiments unarchive {seeded['drums']}" in output
+    _, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    assert [row[1] for row in table_rows(listed)[1:]] == ["piano lora"]
+
+    code, output = tunelab("experiments", "unarchive", seeded["drums"], "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert "Unarchived drums" in output and "status draft" in output
+    _, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    assert [row[1:3] for row in table_rows(listed)[1:]] == [["drums", "draft"], ["piano lora", "running"]]
+
+
+def test_unarchive_of_an_active_experiment_is_exit_1_with_the_code(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output = tunelab("experiments", "unarchive", seeded["piano"], "--data-dir", str(data_dir))
+    assert code == 1
+    assert "experiment_not_archived" in output
+
+
+@pytest.mark.parametrize("command", ["archive", "unarchive"])
+def test_archive_commands_on_unknown_experiment_are_exit_1(data_dir: Path, command: str) -> None:
+    code, output = tunelab("experiments", command, "exp-nope", "--data-dir", str(data_dir))
+    assert code == 1
+    assert "experiment_not_found" in output
+
+
+# --- experiments, through a running server ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(data_dir: Path) -> Iterator[tuple[str, list[str]]]:
+    """A real uvicorn server on the data dir (in a thread), its address file, and the requests it received."""
+    settings = Settings(data_dir=data_dir, port=0)
+    application = create_app(settings)
+    seen: list[str] = []
+
+    @application.middleware("http")
+    async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return await call_next(request)
+
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        write_server_file(settings, url)
+        yield url, seen
+    finally:
+        remove_server_file(settings)
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_experiment_commands_go_through_a_running_server(data_dir: Path, served: tuple[str, list[str]]) -> None:
+    url, seen = served
+    created = httpx.post(f"{url}/api/experiments", json={"name": "remote"}).json()
+    run = httpx.post(f"{url}/api/experiments/{created['id']}/runs", json={"external": True, "name": "r1"}).json()
+    httpx.post(f"{url}/api/runs/{run['id']}/metrics", json={"points": [{"key": "loss", "value": 0.125, "step": 3}]})
+    seen.clear()
+
+    code, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    assert code == 0, listed
+    assert table_rows(listed)[1][:5] == [created["id"], "remote", "running", "1", "loss=0.125"]
+
+    code, shown = tunelab("experiments", "show", created["id"], "--data-dir", str(data_dir))
+    assert code == 0, shown
+    assert table_rows(shown)[1] == [run["id"], "r1", "running", "0.125"]
+
+    assert tunelab("experiments", "archive", created["id"], "--data-dir", str(data_dir))[0] == 0
+    code, output = tunelab("experiments", "archive", "exp-nope", "--data-dir", str(data_dir))
+    assert code == 1 and "experiment_not_found" in output
+    assert tunelab("experiments", "unarchive", created["id"], "--data-dir", str(data_dir))[0] == 0
+
+    assert seen == [
+        "GET /api/health",
+        "GET /api/experiments",
+        "GET /api/health",
+        f"GET /api/experiments/{created['id']}",
+        "GET /api/health",
+        f"POST /api/experiments/{created['id']}/archive",
+        "GET /api/health",
+        "POST /api/experiments/exp-nope/archive",
+        "GET /api/health",
+        f"POST /api/experiments/{created['id']}/unarchive",
+    ]
+    assert httpx.get(f"{url}/api/experiments/{created['id']}").json()["status"] == "draft"

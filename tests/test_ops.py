@@ -1,0 +1,380 @@
+"""`tunelab ops`, the tracker's JSON stdin/stdout script, as a real subprocess.
+
+Every tracker test runs twice: against a data dir no server holds (the script opens the DuckDB file) and
+against a real `tunelab serve` process that holds the file (the script must go through HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+import tunelab
+from tunelab.domain.artifacts import ArtifactCreate
+from tunelab.services.artifacts import ArtifactService
+from tunelab.store import Database
+
+CHECKOUT = Path(tunelab.__file__).resolve().parent
+DB_NAME = "tunelab.duckdb"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any TuneLab setting of the developer's, so only --data-dir decides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNELAB_") and k != "EXPERIMENT_DB"}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_ops(data_dir: Path, request: dict[str, Any] | str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+    """(exit code, parsed answer) of one `tunelab ops` call; the answer must be exactly one JSON line."""
+    raw = request if isinstance(request, str) else json.dumps(request)
+    done = subprocess.run(
+        [sys.executable, "-m", "tunelab", "ops", "--data-dir", str(data_dir)],
+        input=raw,
+        capture_output=True,
+        text=True,
+        env=env or clean_env(),
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, f"stdout: {done.stdout!r}\nstderr: {done.stderr}"
+    return done.returncode, json.loads(lines[0])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def head_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True).stdout.strip()
+
+
+def assert_error(result: tuple[int, Any], code: str) -> dict[str, Any]:
+    exit_code, answer = result
+    assert exit_code == 1, answer
+    assert list(answer) == ["error"]
+    assert set(answer["error"]) == {"code", "message", "details"}
+    assert answer["error"]["code"] == code, answer
+    return dict(answer["error"])
+
+
+def ok(result: tuple[int, Any]) -> Any:
+    exit_code, answer = result
+    assert exit_code == 0, answer
+    return answer
+
+
+# --- the server -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"tunelab serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"tunelab serve did not answer within {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("served")
+    log = tmp_path_factory.mktemp("logs") / "serve.log"
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url, process, log)
+        yield Server(url=url, data_dir=data_dir, process=process, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+    assert not (data_dir / f"{DB_NAME}.server.json").exists(), "the server left its address file behind"
+
+
+# --- both modes --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """Where ops go: a data dir, and the server that holds it (None: the script opens the file itself)."""
+
+    mode: str
+    data_dir: Path
+    server: Server | None
+
+    def ops(self, request: dict[str, Any] | str) -> tuple[int, Any]:
+        return run_ops(self.data_dir, request)
+
+    def ops_concurrently(self, requests: list[dict[str, Any] | str]) -> list[tuple[int, Any]]:
+        """Independent requests at once: over HTTP to the one server, or each on its own fresh data dir."""
+        dirs = [self.data_dir if self.server else self.data_dir / f"fresh-{i}" for i in range(len(requests))]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(run_ops, dirs, requests))
+
+    def artifacts(self, *types: str) -> list[str]:
+        bodies = [{"type": t, "uri": f"file:///{unique(t)}"} for t in types]
+        if self.server:
+            responses = [httpx.post(f"{self.server.url}/api/artifacts", json=body) for body in bodies]
+            assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+            return [str(r.json()["id"]) for r in responses]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(self.data_dir / DB_NAME)
+        try:
+            return [ArtifactService(db).create(ArtifactCreate(**body)).id for body in bodies]
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def targets(tmp_path: Path, server: Server) -> list[Target]:
+    return [Target("file", tmp_path / "data", None), Target("server", server.data_dir, server)]
+
+
+def in_both_modes(targets: list[Target], scenario: Callable[[Target], None]) -> None:
+    """Run one scenario against the file and against the server at the same time (each call is a process)."""
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        futures = {target.mode: pool.submit(scenario, target) for target in targets}
+    for mode, future in futures.items():
+        error = future.exception()
+        if error is not None:
+            raise AssertionError(f"[{mode} mode] {error}") from error
+
+
+def lifecycle(target: Target) -> None:
+    alerts, trades, metrics = target.artifacts("alerts", "trades", "metrics")
+    experiment_id = unique("exp")
+    definition = {
+        "op": "create_experiment",
+        "experiment_id": experiment_id,
+        "name": unique("momentum"),
+        "description": "spec lifecycle",
+        "inputs": {"alerts": [alerts], "ohlcv": []},
+        "config": {"strategy": {"name": "momentum"}, "dateRange": {"from": "2025-01-01", "to": "2025-01-31"}},
+        "provenance": {"git_commit": "abc123", "git_dirty": False, "engine_version": "1.0.0",
+                       "created_at": "2025-02-01T09:30:00Z"},
+    }  # fmt: skip
+
+    created = ok(target.ops(definition))
+    assert created["id"] == experiment_id
+    assert created["status"] == "draft"  # the tracker's `pending`
+    assert created["inputs"] == {"alerts": [alerts], "ohlcv": []}
+    assert created["config"] == definition["config"]
+    assert created["provenance"] == definition["provenance"]
+
+    error = assert_error(
+        target.ops({"op": "update_status", "experiment_id": experiment_id, "status": "completed"}),
+        "invalid_status_transition",
+    )
+    assert (error["details"]["from"], error["details"]["to"]) == ("draft", "completed")
+
+    started = ok(target.ops({"op": "update_status", "experiment_id": experiment_id, "status": "running"}))
+    assert started["success"] is True
+    assert started["experiment"]["status"] == "running"
+    assert started["experiment"]["execution"]["started_at"] is not None
+
+    unknown = {
+        "op": "store_results",
+        "experiment_id": experiment_id,
+        "results": {"trades": "ghost-t", "metrics": metrics},
+    }
+    error = assert_error(target.ops(unknown), "unknown_artifacts")
+    assert error["details"]["missing"] == ["ghost-t"]
+
+    results = {"trades": trades, "metrics": metrics}
+    stored = ok(target.ops({"op": "store_results", "experiment_id": experiment_id, "results": results}))
+    assert stored["success"] is True and stored["experiment"]["outputs"] == results
+
+    done = ok(target.ops({"op": "update_status", "experiment_id": experiment_id, "status": "completed"}))
+    assert done["success"] is True
+
+    final = ok(target.ops({"op": "get_experiment", "experiment_id": experiment_id}))
+    assert final == done["experiment"]
+    assert final["status"] == "completed"
+    assert final["outputs"] == {"trades": trades, "metrics": metrics}
+    execution = final["execution"]
+    assert execution["completed_at"] >= execution["started_at"]
+    assert isinstance(execution["duration_ms"], int) and execution["duration_ms"] >= 0
+    assert execution["error"] is None
+    for field in ("name", "description", "inputs", "config", "provenance"):
+        assert final[field] == created[field]
+
+
+def test_spec_lifecycle_pending_running_results_completed(targets: list[Target]) -> None:
+    in_both_modes(targets, lifecycle)
+
+
+def queries(target: Target) -> None:
+    token = unique("query")
+    (alert,) = target.artifacts("alerts")
+    created = ok(target.ops({"op": "create_experiment", "name": f"{token} a", "inputs": {"alerts": [alert]}}))
+
+    # Provenance not given is that of the checkout the script (or the server) runs from.
+    assert re.fullmatch(r"[0-9a-f]{40}", created["provenance"]["git_commit"])
+    assert created["provenance"]["git_commit"] == head_commit()
+    assert created["provenance"]["engine_version"] == tunelab.__version__
+
+    spec_filter = {
+        "q": token,
+        "status": "pending",
+        "artifact_type": "alerts",
+        "git_commit": head_commit(),
+        "min_created_at": "2000-01-01T00:00:00Z",
+        "max_created_at": "2999-01-01T00:00:00Z",
+        "limit": 10,
+    }
+    assert ok(target.ops({"op": "list_experiments", "filter": spec_filter})) == [created]
+
+    found = ok(target.ops({"op": "find_by_input_artifacts", "artifact_ids": [alert, "ghost"]}))
+    assert found == [created]
+
+
+def test_list_experiments_with_filter_and_find_by_input_artifacts(targets: list[Target]) -> None:
+    in_both_modes(targets, queries)
+
+
+def missing_things(target: Target) -> None:
+    answers = target.ops_concurrently(
+        [
+            {"op": "get_experiment", "experiment_id": "exp-ghost"},
+            {"op": "find_by_input_artifacts", "artifact_ids": []},
+        ]
+    )
+    assert assert_error(answers[0], "experiment_not_found")["details"] == {"experiment_id": "exp-ghost"}
+    assert ok(answers[1]) == []
+
+
+def test_unknown_experiment_and_empty_artifact_list(targets: list[Target]) -> None:
+    in_both_modes(targets, missing_things)
+
+
+def test_malformed_requests_are_exit_1_with_a_clear_code(tmp_path: Path) -> None:
+    # These are refused before the script looks for a server or opens a file, so one mode covers both.
+    data_dir = tmp_path / "data"
+    requests = [
+        "{not json",
+        '["not", "an object"]',
+        {"op": "drop_everything"},
+        {"op": "store_results", "experiment_id": "exp-1"},
+        {"op": "create_experiment", "description": "no name"},
+    ]
+    answers = [run_ops(data_dir, request) for request in requests]
+
+    assert "not valid JSON" in assert_error(answers[0], "invalid_json")["message"]
+    assert_error(answers[1], "invalid_request")
+    assert "create_experiment" in assert_error(answers[2], "unknown_op")["details"]["ops"]
+    assert assert_error(answers[3], "missing_field")["details"] == {"field": "results"}
+    assert assert_error(answers[4], "validation_error")["details"]["errors"][0]["loc"] == ["name"]
+
+
+# --- file mode only ----------------------------------------------------------------------------------------------
+
+
+def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    stale = {"url": f"http://127.0.0.1:{free_port()}", "pid": 999999, "db": str(data_dir / DB_NAME)}
+    (data_dir / f"{DB_NAME}.server.json").write_text(json.dumps(stale))
+
+    created = ok(run_ops(data_dir, {"op": "create_experiment", "name": "despite stale file"}))
+
+    # The script opened the file itself: the experiment is in it.
+    con = duckdb.connect(str(data_dir / DB_NAME), read_only=True)
+    try:
+        assert con.execute("SELECT name FROM experiments WHERE id = ?", [created["id"]]).fetchone() == (
+            created["name"],
+        )
+    finally:
+        con.close()
+
+
+def test_experiment_db_env_var_is_honoured(tmp_path: Path) -> None:
+    legacy_db = tmp_path / "legacy" / "experiments.duckdb"
+    data_dir = tmp_path / "data"
+    with_legacy = clean_env(EXPERIMENT_DB=str(legacy_db))
+
+    created = ok(run_ops(data_dir, {"op": "create_experiment", "name": "legacy"}, env=with_legacy))
+
+    assert not (data_dir / DB_NAME).exists()
+    con = duckdb.connect(str(legacy_db), read_only=True)
+    try:
+        assert con.execute("SELECT id FROM experiments").fetchall() == [(created["id"],)]
+    finally:
+        con.close()
+    # Without the variable the data dir's own (empty) database is used.
+    assert ok(run_ops(data_dir, {"op": "list_experiments", "filter": {}})) == []
+    assert (data_dir / DB_NAME).is_file()
+
+
+# --- server mode only -------------------------------------------------------------------------------------------
+
+
+def test_serve_prints_its_url_and_leaves_its_address_in_the_data_dir(server: Server) -> None:
+    assert server.url in server.log.read_text()
+    info = json.loads((server.data_dir / f"{DB_NAME}.server.json").read_text())
+    assert info["url"] == server.url
+    assert info["pid"] == server.process.pid
+    assert Path(info["db"]) == server.db_path.resolve()
+
+
+def test_with_a_server_running_ops_go_through_http(server: Server) -> None:
+    # The server holds the DuckDB file: nothing else can open it, so a successful op went over HTTP.
+    with pytest.raises(duckdb.IOException, match="(?i)lock"):
+        duckdb.connect(str(server.db_path), read_only=True)
+
+    name = unique("via http")
+    created = ok(run_ops(server.data_dir, {"op": "create_experiment", "name": name}))
+    listed = ok(run_ops(server.data_dir, {"op": "list_experiments", "filter": {"q": name}}))
+
+    api = httpx.get(f"{server.url}/api/experiments/{created['id']}").json()
+    api_list = httpx.get(f"{server.url}/api/experiments", params={"q": name}).json()
+    assert api.pop("runs") == []
+    assert created == api
+    assert listed == api_list["items"] == [api]
