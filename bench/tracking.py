@@ -117,7 +117,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(data_dir=Path(tmp)))
+        # Both paths explicit: TUNELAB_DB or EXPERIMENT_DB in the environment must not send the bench to a real DB.
+        app = create_app(Settings(data_dir=Path(tmp), db=Path(tmp) / "bench.duckdb"))
         services: Services = app.state.services
         with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
             experiment = services.experiments.create(ExperimentCreate(name="bench"))

@@ -28,12 +28,6 @@ from tunelab.store import Database
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _no_tunelab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def tunelab(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, list(args), prog_name="tunelab")
     return result.exit_code, result.output

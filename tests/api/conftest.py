@@ -72,10 +72,8 @@ class Api:
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
-    # The database must be the temporary one, whatever the developer's environment says.
-    for var in ("EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"):
-        monkeypatch.delenv(var, raising=False)
+def app(tmp_path: Path) -> FastAPI:
+    # tests/conftest.py clears the TuneLab environment, so the database is the temporary one.
     return create_app(Settings(data_dir=tmp_path))
 
 
