@@ -12,11 +12,13 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ import httpx
 import pytest
 
 import tunelab
+from tunelab import ops
+from tunelab.config import Settings
 from tunelab.domain.artifacts import ArtifactCreate
 from tunelab.services.artifacts import ArtifactService
 from tunelab.store import Database
@@ -378,3 +382,117 @@ def test_with_a_server_running_ops_go_through_http(server: Server) -> None:
     assert api.pop("runs") == []
     assert created == api
     assert listed == api_list["items"] == [api]
+
+
+# --- every failure is one JSON answer ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({"op": "list_experiments", "filter": "status=running"}, "filter"),
+        ({"op": "list_experiments", "filter": ["running"]}, "filter"),
+        ({"op": "store_results", "experiment_id": "exp-1", "results": ["art-1"]}, "results"),
+        ({"op": "store_results", "experiment_id": "exp-1", "results": {"trades": 5}}, "results"),
+        ({"op": "find_by_input_artifacts", "artifact_ids": "art-1"}, "artifact_ids"),
+        ({"op": "find_by_input_artifacts", "artifact_ids": ["art-1", 2]}, "artifact_ids"),
+        ({"op": "get_experiment", "experiment_id": 7}, "experiment_id"),
+        ({"op": "update_status", "experiment_id": "exp-1", "status": ["running"]}, "status"),
+        ({"op": "update_status", "experiment_id": "exp-1", "status": "failed", "error": {"x": 1}}, "error"),
+    ],
+)
+def test_ill_typed_fields_are_validation_errors(tmp_path: Path, request_: dict[str, Any], field: str) -> None:
+    # In process: these checks sit in dispatch, before the tracker is called, whichever tracker it is.
+    answer, exit_code = ops.run(json.dumps(request_), Settings(data_dir=tmp_path / "data"))
+
+    assert exit_code == 1, answer
+    error = assert_error((exit_code, answer), "validation_error")
+    assert error["details"]["field"] == field
+
+
+def test_a_non_string_op_is_unknown_op(tmp_path: Path) -> None:
+    answer, exit_code = ops.run('{"op": ["list_experiments"]}', Settings(data_dir=tmp_path / "data"))
+    assert_error((exit_code, answer), "unknown_op")
+
+
+def test_an_unexpected_failure_is_internal_error_on_one_json_line(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("a file where the data dir should be")
+
+    error = assert_error(run_ops(not_a_dir, {"op": "list_experiments"}), "internal_error")
+
+    assert "FileExistsError" in error["message"]
+
+
+HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_server_that_holds_the_db_but_does_not_answer_is_server_unavailable(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"http://127.0.0.1:{free_port()}"
+    (data_dir / f"{DB_NAME}.server.json").write_text(json.dumps({"url": url, "pid": 1, "db": "x"}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_dir / DB_NAME)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        error = assert_error(run_ops(data_dir, {"op": "list_experiments"}), "server_unavailable")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert error["details"]["url"] == url
+
+
+class FakeServer(BaseHTTPRequestHandler):
+    """Answers /api/health as the TuneLab server of `db` would; every other request per `mode`."""
+
+    db = ""
+    mode = "html"
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server spelling
+        if self.path == "/api/health":
+            self._send(200, "application/json", json.dumps({"status": "ok", "db": self.db}))
+        elif self.mode == "html":
+            self._send(502, "text/html", "<html><body>Bad gateway</body></html>")
+        else:  # "drop": the server goes away in the middle of the request
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, status: int, content_type: str, body: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server signature
+        pass
+
+
+@pytest.mark.parametrize(("mode", "code"), [("html", "bad_server_response"), ("drop", "server_unavailable")])
+def test_a_broken_server_answer_has_its_own_code(tmp_path: Path, mode: str, code: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    handler = type("Handler", (FakeServer,), {"db": str((data_dir / DB_NAME).resolve()), "mode": mode})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    (data_dir / f"{DB_NAME}.server.json").write_text(json.dumps({"url": url, "pid": 1, "db": "x"}))
+    try:
+        error = assert_error(run_ops(data_dir, {"op": "get_experiment", "experiment_id": "exp-1"}), code)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert error["details"]["url"] == url
+    if mode == "html":
+        assert error["details"]["status"] == 502 and "Bad gateway" in error["details"]["body"]

@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from tunelab.config import Settings
 from tunelab.domain.common import Page
 from tunelab.domain.experiments import Experiment, ExperimentCreate, ExperimentDetail, ExperimentFilter
-from tunelab.errors import BadRequest, Conflict, NotFound, StoreBusy, TuneLabError, Unprocessable
+from tunelab.errors import (
+    BadRequest,
+    BadServerResponse,
+    Conflict,
+    NotFound,
+    ServerUnavailable,
+    StoreBusy,
+    TuneLabError,
+    Unprocessable,
+)
+
+M = TypeVar("M", bound=BaseModel)
 
 _BY_STATUS: dict[int, type[TuneLabError]] = {
     400: BadRequest, 404: NotFound, 409: Conflict, 422: Unprocessable, 503: StoreBusy,
 }  # fmt: skip
+
+
+def _segment(value: str) -> str:
+    """A path parameter, quoted so that no id can reach another route."""
+    return quote(value, safe="")
 
 
 def write_server_file(settings: Settings, url: str) -> None:
@@ -26,39 +44,85 @@ def remove_server_file(settings: Settings) -> None:
     settings.server_file.unlink(missing_ok=True)
 
 
-def running_server(settings: Settings) -> str | None:
-    """The URL of a live server that owns this data dir's database, if there is one."""
+def server_address(settings: Settings) -> str | None:
+    """The URL a server left in its address file next to the database, whether or not it still answers."""
     try:
         info = json.loads(settings.server_file.read_text())
-        answer = httpx.get(f"{info['url']}/api/health", timeout=2.0).json()
-    except (OSError, ValueError, KeyError, httpx.HTTPError):
+    except (OSError, ValueError):
         return None
-    return str(info["url"]) if answer.get("db") == str(settings.db_path) else None
+    url = info.get("url") if isinstance(info, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def running_server(settings: Settings) -> str | None:
+    """The URL of a live server that owns this data dir's database, if there is one."""
+    url = server_address(settings)
+    if url is None:
+        return None
+    try:
+        answer = httpx.get(f"{url}/api/health", timeout=2.0).json()
+    except (ValueError, httpx.HTTPError):
+        return None
+    return url if isinstance(answer, dict) and answer.get("db") == str(settings.db_path) else None
 
 
 class HttpTracker:
     """The experiment tracker (and the CLI's experiment commands) against a server's JSON API."""
 
     def __init__(self, base_url: str, timeout: float = 30.0):
+        self.base_url = base_url
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(
+                f"The TuneLab server at {self.base_url} holds the database but did not answer: {exc}",
+                details={"url": self.base_url},
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._bad_response(response, "a body that is not JSON") from None
         if response.status_code >= 400:
-            error = response.json().get("error", {})
+            error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(error, dict):
+                raise self._bad_response(response, "an error without the error envelope")
             kind = _BY_STATUS.get(response.status_code, TuneLabError)
-            raise kind(error.get("message", response.text), code=error.get("code"), details=error.get("details"))
-        return response.json()
+            raise kind(
+                str(error.get("message") or response.text),
+                code=error.get("code"),
+                details=error.get("details") if isinstance(error.get("details"), dict) else None,
+            )
+        return body
+
+    def _bad_response(self, response: httpx.Response, what: str) -> BadServerResponse:
+        return BadServerResponse(
+            f"The server at {self.base_url} answered {response.request.method} {response.request.url.path} "
+            f"with HTTP {response.status_code} and {what}",
+            details={"url": self.base_url, "status": response.status_code, "body": response.text[:500]},
+        )
+
+    def _model(self, model: type[M], data: Any) -> M:
+        """`data` as `model`, or bad_server_response: a server answer is not the caller's input to validate."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise BadServerResponse(
+                f"The server at {self.base_url} answered with JSON that is not a {model.__name__}: {exc}",
+                details={"url": self.base_url},
+            ) from None
 
     def create(self, definition: ExperimentCreate) -> Experiment:
         body = definition.model_dump(mode="json", exclude_none=True)
-        return Experiment(**self._call("POST", "/api/experiments", json=body))
+        return self._model(Experiment, self._call("POST", "/api/experiments", json=body))
 
     def get(self, experiment_id: str) -> Experiment:
-        return Experiment(**self._call("GET", f"/api/experiments/{experiment_id}"))
+        return self._model(Experiment, self._call("GET", f"/api/experiments/{_segment(experiment_id)}"))
 
     def detail(self, experiment_id: str) -> ExperimentDetail:
-        return ExperimentDetail(**self._call("GET", f"/api/experiments/{experiment_id}"))
+        return self._model(ExperimentDetail, self._call("GET", f"/api/experiments/{_segment(experiment_id)}"))
 
     def list_page(self, flt: ExperimentFilter) -> Page[Experiment]:
         params = flt.model_dump(mode="json", exclude_none=True)
@@ -67,13 +131,13 @@ class HttpTracker:
         if flt.limit:
             params["page_size"] = params.pop("limit")
         page = self._call("GET", "/api/experiments", params={k: v for k, v in params.items() if v is not None})
-        return Page[Experiment](**page)
+        return self._model(Page[Experiment], page)
 
     def archive(self, experiment_id: str) -> Experiment:
-        return Experiment(**self._call("POST", f"/api/experiments/{experiment_id}/archive"))
+        return self._model(Experiment, self._call("POST", f"/api/experiments/{_segment(experiment_id)}/archive"))
 
     def unarchive(self, experiment_id: str) -> Experiment:
-        return Experiment(**self._call("POST", f"/api/experiments/{experiment_id}/unarchive"))
+        return self._model(Experiment, self._call("POST", f"/api/experiments/{_segment(experiment_id)}/unarchive"))
 
     # The tracker port.
 
@@ -88,14 +152,21 @@ class HttpTracker:
 
     def update_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
         body = {"status": status, "error": error}
-        return Experiment(**self._call("POST", f"/api/experiments/{experiment_id}/status", json=body))
+        return self._model(
+            Experiment, self._call("POST", f"/api/experiments/{_segment(experiment_id)}/status", json=body)
+        )
 
     def store_results(self, experiment_id: str, outputs: dict[str, str]) -> Experiment:
         body = {"outputs": outputs}
-        return Experiment(**self._call("POST", f"/api/experiments/{experiment_id}/results", json=body))
+        return self._model(
+            Experiment, self._call("POST", f"/api/experiments/{_segment(experiment_id)}/results", json=body)
+        )
 
     def find_by_input_artifacts(self, artifact_ids: list[str]) -> list[Experiment]:
         if not artifact_ids:  # as the store answers; the route needs at least one id
             return []
         answer = self._call("GET", "/api/experiments/by-input-artifacts", params={"artifact_id": artifact_ids})
-        return [Experiment(**item) for item in answer]
+        if not isinstance(answer, list):
+            raise BadServerResponse(f"The server at {self.base_url} answered with JSON that is not a list",
+                                    details={"url": self.base_url})  # fmt: skip
+        return [self._model(Experiment, item) for item in answer]

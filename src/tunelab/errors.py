@@ -5,7 +5,9 @@ TuneLabError
  ├── Conflict (409)                 name taken, invalid status transition, …
  ├── BadRequest (400)               a request that cannot be carried out as asked
  ├── Unprocessable (422)            input that fails validation
- └── StoreBusy (503)                the database is held by another process
+ ├── BadServerResponse (502)        a TuneLab server answered with something that is not its JSON API
+ ├── StoreBusy (503)                the database is held by another process
+ └── ServerUnavailable (503)        the server that holds the database does not answer
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ class Unprocessable(TuneLabError):
     code = "validation_error"
 
 
+class BadServerResponse(TuneLabError):
+    status = 502
+    code = "bad_server_response"
+
+
 class StoreBusy(TuneLabError):
     status = 503
     code = "store_locked"
+
+
+class ServerUnavailable(TuneLabError):
+    status = 503
+    code = "server_unavailable"

@@ -8,19 +8,22 @@ the database, and opens the file itself when none does.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tunelab.client import HttpTracker, running_server
+from tunelab.client import HttpTracker, running_server, server_address
 from tunelab.config import Settings
 from tunelab.domain.experiments import ExperimentCreate, ExperimentFilter
-from tunelab.errors import BadRequest, TuneLabError, Unprocessable
+from tunelab.errors import BadRequest, ServerUnavailable, StoreBusy, TuneLabError, Unprocessable
 from tunelab.services.experiments import ExperimentService
 from tunelab.services.tracker import ExperimentTracker
 from tunelab.store import Database
+
+log = logging.getLogger("tunelab.ops")
 
 OPS = (
     "create_experiment", "get_experiment", "list_experiments", "update_status", "store_results",
@@ -35,7 +38,18 @@ def open_tracker(settings: Settings) -> Iterator[ExperimentTracker]:
         yield HttpTracker(url)
         return
     settings.ensure_dirs()
-    db = Database(settings.db_path)
+    try:
+        db = Database(settings.db_path)
+    except StoreBusy as exc:
+        # A server left its address but does not answer, and something still holds the file: most likely
+        # that server, hung or still starting. Say so rather than only that the file is locked.
+        listed = server_address(settings)
+        if listed is None:
+            raise
+        raise ServerUnavailable(
+            f"The TuneLab server at {listed} holds the database {settings.db_path} but does not answer",
+            details={"url": listed, "db": str(settings.db_path)},
+        ) from exc
     try:
         yield ExperimentService(db)
     finally:
@@ -49,11 +63,46 @@ def _field(request: dict[str, Any], name: str) -> Any:
     return request[name]
 
 
+def _invalid(name: str, expected: str) -> Unprocessable:
+    return Unprocessable(f"{name} must be {expected}", code="validation_error",
+                         details={"field": name, "expected": expected})  # fmt: skip
+
+
+def _text(request: dict[str, Any], name: str) -> str:
+    value = _field(request, name)
+    if not isinstance(value, str) or not value:
+        raise _invalid(name, "a non-empty string")
+    return value
+
+
+def _optional_text(request: dict[str, Any], name: str) -> str | None:
+    value = request.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(name, "a string or null")
+    return value
+
+
+def _filter(request: dict[str, Any]) -> ExperimentFilter:
+    value = request.get("filter")
+    if value is None:
+        return ExperimentFilter()
+    if not isinstance(value, dict):
+        raise _invalid("filter", "an object")
+    return ExperimentFilter.model_validate(value)
+
+
 def _results(request: dict[str, Any]) -> dict[str, str]:
     results = _field(request, "results")
-    if not isinstance(results, dict):
-        raise Unprocessable("results must be an object of output name to artifact id", code="validation_error")
+    if not isinstance(results, dict) or not all(isinstance(v, str) for v in results.values()):
+        raise _invalid("results", "an object of output name to artifact id")
     return results
+
+
+def _artifact_ids(request: dict[str, Any]) -> list[str]:
+    ids = _field(request, "artifact_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise _invalid("artifact_ids", "a list of artifact id strings")
+    return ids
 
 
 def dispatch(tracker: ExperimentTracker, request: dict[str, Any]) -> Any:
@@ -61,17 +110,19 @@ def dispatch(tracker: ExperimentTracker, request: dict[str, Any]) -> Any:
     op = request.get("op")
     handlers: dict[str, Callable[[], Any]] = {
         "create_experiment": lambda: tracker.create_experiment(ExperimentCreate(**_definition(request))),
-        "get_experiment": lambda: tracker.get_experiment(_field(request, "experiment_id")),
-        "list_experiments": lambda: tracker.list_experiments(ExperimentFilter(**(request.get("filter") or {}))),
+        "get_experiment": lambda: tracker.get_experiment(_text(request, "experiment_id")),
+        "list_experiments": lambda: tracker.list_experiments(_filter(request)),
         "update_status": lambda: _success(
-            tracker.update_status(_field(request, "experiment_id"), _field(request, "status"), request.get("error"))
+            tracker.update_status(
+                _text(request, "experiment_id"), _text(request, "status"), _optional_text(request, "error")
+            )
         ),
-        "store_results": lambda: _success(tracker.store_results(_field(request, "experiment_id"), _results(request))),
-        "find_by_input_artifacts": lambda: tracker.find_by_input_artifacts(list(_field(request, "artifact_ids"))),
+        "store_results": lambda: _success(tracker.store_results(_text(request, "experiment_id"), _results(request))),
+        "find_by_input_artifacts": lambda: tracker.find_by_input_artifacts(_artifact_ids(request)),
     }
-    if op not in handlers:
+    if not isinstance(op, str) or op not in handlers:
         raise BadRequest(f"Unknown op {op!r}", code="unknown_op", details={"ops": list(OPS)})
-    return _jsonable(handlers[str(op)]())
+    return _jsonable(handlers[op]())
 
 
 def _definition(request: dict[str, Any]) -> dict[str, Any]:
@@ -96,15 +147,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def run(raw: str, settings: Settings) -> tuple[dict[str, Any] | list[Any], int]:
-    """(answer, exit code) for one raw request."""
+    """(answer, exit code) for one raw request; whatever happens, the answer is JSON."""
     try:
         request = json.loads(raw)
+    except ValueError as exc:  # only the request itself is invalid_json; server answers have their own code
+        return BadRequest(f"The request is not valid JSON: {exc}", code="invalid_json").to_dict(), 1
+    try:
         if not isinstance(request, dict):
             raise BadRequest("The request must be a JSON object with an 'op' field", code="invalid_request")
         with open_tracker(settings) as tracker:
             return dispatch(tracker, request), 0
-    except json.JSONDecodeError as exc:
-        return BadRequest(f"The request is not valid JSON: {exc}", code="invalid_json").to_dict(), 1
     except ValidationError as exc:
         first = exc.errors()[0]
         message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
@@ -112,3 +164,7 @@ def run(raw: str, settings: Settings) -> tuple[dict[str, Any] | list[Any], int]:
         return Unprocessable(message, code="validation_error", details=details).to_dict(), 1
     except TuneLabError as exc:
         return exc.to_dict(), 1
+    except Exception as exc:  # the contract is one JSON answer on stdout, never a traceback
+        log.exception("ops: unexpected error")
+        message = f"Unexpected error: {type(exc).__name__}: {exc}"
+        return TuneLabError(message, code="internal_error", details={"type": type(exc).__name__}).to_dict(), 1
