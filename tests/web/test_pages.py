@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,27 @@ def test_own_static_files_are_served(client: TestClient) -> None:
 def test_vendor_libraries_are_served_but_not_the_rest_of_node_modules(client: TestClient) -> None:
     assert client.get("/static/vendor/alpinejs/cdn.min.js").status_code == 200
     assert client.get("/static/vendor/htmx.org/htmx.min.js").status_code == 200
+    assert client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
     assert client.get("/static/vendor/alpinejs/package.json").status_code == 404
+    assert client.get("/static/vendor/@scarf/scarf/package.json").status_code == 404
+
+
+@pytest.mark.skipif(not NODE_MODULES.is_dir(), reason="front-end libraries not installed (npm ci)")
+def test_api_docs_load_swagger_ui_from_this_server_only(client: TestClient) -> None:
+    response = client.get("/docs")
+
+    assert response.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*["']([^"']+)["']""", response.text)
+    assert len(urls) >= 4, urls  # the script, the stylesheet, the icon and the OpenAPI document
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), f"{url} is not served by TuneLab"
+        assert client.get(url).status_code == 200, url
+    assert "swagger-ui-bundle.js" in response.text and "swagger-ui.css" in response.text
+    assert "cdn" not in response.text.lower() and "https://" not in response.text
+
+
+def test_redoc_from_a_cdn_is_not_offered(client: TestClient) -> None:
+    assert client.get("/redoc").status_code == 404
 
 
 def test_missing_front_end_libraries_are_logged_and_shown(

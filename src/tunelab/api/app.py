@@ -29,6 +29,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=tunelab.__version__,
         description="Fine-tune MusicGen with LoRA adapters from human feedback.",
         lifespan=lifespan,
+        docs_url=None,  # the web layer serves /docs from the npm copy of Swagger UI, not from a CDN
+        redoc_url=None,  # ReDoc would come from a CDN too; /docs covers it
     )
     app.state.settings = settings
     app.state.services = services

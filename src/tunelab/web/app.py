@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,16 +18,34 @@ log = logging.getLogger(__name__)
 
 NODE_MODULES = Path(__file__).resolve().parents[3] / "node_modules"
 
-# Only each library's built files are served, never the rest of node_modules.
-VENDOR_DIRS = {"alpinejs": "dist", "htmx.org": "dist"}
+# Only each library's built files are served, never the rest of node_modules (swagger-ui-dist is all built files).
+VENDOR_DIRS = {"alpinejs": "dist", "htmx.org": "dist", "swagger-ui-dist": "."}
+SWAGGER = "/static/vendor/swagger-ui-dist"
 
 
 def mount_web(app: FastAPI, settings: Settings) -> None:
-    """Add the page routes, /static and /static/vendor/<package> to `app`."""
+    """Add the page routes, /docs, /static and /static/vendor/<package> to `app`."""
     del settings  # the pages hold no state of their own; everything comes through the JSON API
     app.include_router(router)
+    _add_api_docs(app)
     app.state.web_vendor_missing = _mount_vendor(app, NODE_MODULES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _add_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from our own copy (FastAPI's default loads it from a CDN: blank offline)."""
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
+        )
 
 
 def _mount_vendor(app: FastAPI, node_modules: Path) -> list[str]:
