@@ -246,6 +246,16 @@ def test_list_filters_by_input_artifact_type(client, api) -> None:
     assert api.get("/api/experiments", artifact_type="strategies")["total"] == 0
 
 
+def test_artifact_type_filter_matches_the_registered_type_not_the_inputs_key(client, api) -> None:
+    dataset = api.artifact("dataset")
+    api.experiment("keyed as data", inputs={"data": [dataset["id"]]})
+    api.experiment("keyed as dataset", inputs={"dataset": [api.artifact("audio")["id"]]})
+
+    assert _names(api.get("/api/experiments", artifact_type="dataset")) == ["keyed as data"]
+    assert _names(api.get("/api/experiments", artifact_type="audio")) == ["keyed as dataset"]
+    assert api.get("/api/experiments", artifact_type="data")["total"] == 0
+
+
 def test_list_free_text_search_on_name(client, api) -> None:
     for name in ("Piano LoRA", "drums lora", "piano 50%", "strings"):
         api.experiment(name)

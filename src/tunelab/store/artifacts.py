@@ -39,8 +39,3 @@ def missing(con: Connection, artifact_ids: list[str]) -> list[str]:
         row[0] for row in con.execute("SELECT id FROM artifacts WHERE list_contains(?, id)", [artifact_ids]).fetchall()
     }
     return [aid for aid in dict.fromkeys(artifact_ids) if aid not in found]
-
-
-def types_of(con: Connection, artifact_ids: list[str]) -> dict[str, str]:
-    rows = con.execute("SELECT id, type FROM artifacts WHERE list_contains(?, id)", [artifact_ids]).fetchall()
-    return {str(i): str(t) for i, t in rows}

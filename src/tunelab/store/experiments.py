@@ -113,8 +113,10 @@ def _where(flt: ExperimentFilter) -> tuple[str, list[Any]]:
         clauses.append("e.created_at <= ?")
         params.append(as_naive_utc(flt.max_created_at))
     if flt.artifact_type:
+        # The artifact's registered type, not the name it goes by in the inputs map (that is free text).
         clauses.append(
-            "e.id IN (SELECT experiment_id FROM experiment_artifacts WHERE direction = 'input' AND artifact_type = ?)"
+            "e.id IN (SELECT ea.experiment_id FROM experiment_artifacts ea JOIN artifacts a ON a.id = ea.artifact_id "
+            "WHERE ea.direction = 'input' AND a.type = ?)"
         )
         params.append(flt.artifact_type)
     if flt.q:
