@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import subprocess
 from pathlib import Path
 
@@ -21,23 +20,34 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-@functools.cache
-def installation() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout TuneLab runs from, or (None, None) outside a checkout."""
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:
-        return None, None
+# Asked afresh at every create, never cached: the checkout changes under a long-running server (commits, edits)
+# and the training subprocess runs whatever is checked out then. Both calls together take about 5 ms.
+def installed_commit() -> str | None:
+    """The commit of the checkout TuneLab runs from, or None outside a checkout."""
+    return _git("rev-parse", "HEAD")
+
+
+def installed_dirty() -> bool | None:
+    """Whether tracked files of the checkout differ from its commit, or None outside a checkout."""
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return commit, bool(status)
+    return None if status is None else bool(status)
 
 
 def capture(given: Provenance | None) -> Provenance:
-    """Fill what the caller did not say with facts about this installation and now."""
-    commit, dirty = installation()
+    """Fill what the caller did not say with facts about this installation and now.
+
+    The dirty flag describes a commit: it comes from the installation only when the commit does too. A caller
+    that names its own commit and says nothing of its state gets null, not the state of our checkout.
+    """
     given = given or Provenance()
+    if given.git_commit is not None:
+        commit, dirty = given.git_commit, given.git_dirty
+    else:
+        commit = installed_commit()
+        dirty = given.git_dirty if given.git_dirty is not None else (installed_dirty() if commit else None)
     return Provenance(
-        git_commit=given.git_commit if given.git_commit is not None else commit,
-        git_dirty=given.git_dirty if given.git_dirty is not None else dirty,
+        git_commit=commit,
+        git_dirty=dirty,
         engine_version=given.engine_version or tunelab.__version__,
         created_at=as_naive_utc(given.created_at) if given.created_at else utcnow(),
     )
