@@ -40,6 +40,8 @@ def capture(given: Provenance | None) -> Provenance:
     that names its own commit and says nothing of its state gets null, not the state of our checkout.
     """
     given = given or Provenance()
+    commit: str | None
+    dirty: bool | None
     if given.git_commit is not None:
         commit, dirty = given.git_commit, given.git_dirty
     else:
