@@ -244,12 +244,24 @@ def test_metrics_for_an_unknown_run_are_404(client, api, points: list) -> None:
 
 @pytest.mark.parametrize(
     "bad_point",
-    [{"key": "", "value": 1, "step": 0}, {"key": "loss", "value": 1, "step": -1}, {"key": "loss", "step": 0}],
+    [
+        {"key": "", "value": 1, "step": 0},
+        {"key": "loss", "value": 1, "step": -1},
+        {"key": "loss", "step": 0},
+        {"key": "loss", "value": 1, "step": 2**63},  # past the BIGINT column: was a 500
+        {"key": "loss", "value": 1, "step": 10**30},
+    ],
 )
 def test_malformed_points_are_422_and_nothing_stored(client, api, bad_point: dict) -> None:
     run = api.run(api.experiment()["id"])
     api.error(api.metrics(run["id"], [point("loss", 0.3, 0), bad_point]), 422, "validation_error")
     assert api.get(f"/api/runs/{run['id']}/metrics")["series"] == {}
+
+
+def test_the_largest_step_is_stored(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    assert api.metrics(run["id"], [point("loss", 0.5, 2**63 - 1)]).json() == {"ingested": 1}
+    assert api.get(f"/api/runs/{run['id']}/metrics")["series"]["loss"][0]["step"] == 2**63 - 1
 
 
 def test_experiment_best_metrics_follow_arriving_metrics(client, api) -> None:

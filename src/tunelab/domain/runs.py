@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from tunelab.domain.common import JSONDict, Model, UTCDateTime
 
 MAX_POINTS_PER_BATCH = 10_000
+MAX_STEP = 2**63 - 1  # the metrics.step column is a BIGINT
 _MINIMISED = re.compile(r"loss|error", re.IGNORECASE)
 
 
@@ -44,7 +45,7 @@ class RunStatusUpdate(Model):
 class MetricPoint(Model):
     key: str = Field(min_length=1, max_length=200)
     value: float
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_STEP)
     ts: UTCDateTime | None = None
 
 
