@@ -4,6 +4,7 @@ TuneLabError
  ├── NotFound (404)                 code *_not_found
  ├── Conflict (409)                 name taken, invalid status transition, …
  ├── BadRequest (400)               a request that cannot be carried out as asked
+ ├── PayloadTooLarge (413)          a request body past the route's limit
  ├── Unprocessable (422)            input that fails validation
  ├── BadServerResponse (502)        a TuneLab server answered with something that is not its JSON API
  ├── StoreBusy (503)                the database is held by another process
@@ -43,6 +44,11 @@ class Conflict(TuneLabError):
 class BadRequest(TuneLabError):
     status = 400
     code = "bad_request"
+
+
+class PayloadTooLarge(TuneLabError):
+    status = 413
+    code = "body_too_large"
 
 
 class Unprocessable(TuneLabError):

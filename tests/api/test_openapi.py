@@ -76,3 +76,18 @@ def test_openapi_json_is_served(client) -> None:
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "TuneLab"
     assert "/api/experiments" in response.json()["paths"]
+
+
+def test_the_metrics_batch_body_is_documented_though_the_route_reads_raw_bytes(app: FastAPI) -> None:
+    body = app.openapi()["paths"]["/api/runs/{run_id}/metrics"]["post"]["requestBody"]
+
+    assert body["required"] is True
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["points"] and schema["additionalProperties"] is False
+    points = schema["properties"]["points"]
+    assert points["maxItems"] == 10_000
+    item = points["items"]
+    assert set(item["properties"]) == {"key", "value", "step", "ts"}
+    assert item["required"] == ["key", "value", "step"]
+    assert item["properties"]["step"]["maximum"] == 2**63 - 1
+    assert "$ref" not in str(schema)  # self-contained: no reference into a $defs the document lacks

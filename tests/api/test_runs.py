@@ -169,7 +169,7 @@ def test_metrics_ingest_and_read_back_series_and_summary(client, api) -> None:
         point("loss", 0.5, 2),
         point("loss", 0.6, 3),
         point("accuracy", 0.7, 1, ts="2026-01-01T00:00:00Z"),
-        point("accuracy", 0.6, 2, ts="2026-01-01T00:00:01+00:00"),
+        point("accuracy", 0.6, 2, ts="2026-01-01T02:00:01+02:00"),
     ]
 
     response = api.metrics(run["id"], points)
@@ -250,11 +250,39 @@ def test_metrics_for_an_unknown_run_are_404(client, api, points: list) -> None:
         {"key": "loss", "step": 0},
         {"key": "loss", "value": 1, "step": 2**63},  # past the BIGINT column: was a 500
         {"key": "loss", "value": 1, "step": 10**30},
+        {"key": "loss", "value": 1, "step": 0, "unit": "nats"},
+        {"key": "loss", "value": "high", "step": 0},
+        {"key": "loss", "value": 1, "step": 0, "ts": "yesterday"},
+        {"key": "x" * 201, "value": 1, "step": 0},
     ],
 )
 def test_malformed_points_are_422_and_nothing_stored(client, api, bad_point: dict) -> None:
     run = api.run(api.experiment()["id"])
     api.error(api.metrics(run["id"], [point("loss", 0.3, 0), bad_point]), 422, "validation_error")
+    assert api.get(f"/api/runs/{run['id']}/metrics")["series"] == {}
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[]", b'{"points": {}}', b'{"points": [], "extra": 1}'])
+def test_a_malformed_batch_body_is_422_with_body_locations(client, api, body: bytes) -> None:
+    run = api.run(api.experiment()["id"])
+    response = client.post(f"/api/runs/{run['id']}/metrics", content=body, headers={"content-type": "application/json"})
+    error = api.error(response, 422, "validation_error")
+    assert all(e["loc"][0] == "body" for e in error["details"]["errors"])
+
+
+def test_a_batch_over_10000_points_is_refused_whatever_its_points(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    response = api.metrics(run["id"], [point("loss", 0.1, i) for i in range(12_000)] + [{"key": ""}])
+    assert api.error(response, 422, "batch_too_large")["details"] == {"max": 10_000, "received": 12_001}
+
+
+def test_a_body_far_past_any_batch_is_413_unread(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    huge = b'{"points": [' + b" " * (17 * 1024 * 1024) + b"]}"
+
+    response = client.post(f"/api/runs/{run['id']}/metrics", content=huge, headers={"content-type": "application/json"})
+
+    assert api.error(response, 413, "body_too_large")["details"] == {"max_bytes": 16 * 1024 * 1024}
     assert api.get(f"/api/runs/{run['id']}/metrics")["series"] == {}
 
 

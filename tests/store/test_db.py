@@ -108,3 +108,35 @@ def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> No
     finally:
         holder.kill()
         holder.wait()
+
+
+def _scan_types(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> str:
+    # Plain EXPLAIN always says "Sequential Scan": DuckDB picks an index scan while executing, so ANALYZE.
+    return "\n".join(row[1] for row in con.execute("EXPLAIN ANALYZE " + sql, params).fetchall())
+
+
+def test_metric_queries_do_not_use_a_run_key_index_so_none_is_kept(db: Database) -> None:
+    with db.read() as con:
+        kept = con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'metrics'").fetchall()
+    assert kept == []  # m004 dropped idx_metrics_run_key
+
+    # Why: with that index back and a million points, every metrics query still scans the table (zone maps
+    # prune it). Should a DuckDB release start using it, this fails and the index is worth having again.
+    with db.transaction() as con:
+        con.execute(
+            "INSERT INTO metrics SELECT 'run-' || (i // 200), 'k' || (i % 20), i, 0.1, TIMESTAMP '2026-01-01' "
+            "FROM range(1000000) t(i)"
+        )
+        con.execute("CREATE INDEX idx_probe ON metrics(run_id, key)")
+        con.execute("CREATE TABLE probe AS SELECT 'run-' || i AS id FROM range(100000) t(i)")
+        con.execute("CREATE INDEX idx_probe_id ON probe(id)")
+    queries = [
+        ("SELECT run_id, step, value FROM metrics WHERE list_contains(?, run_id) AND key = ?", [["run-1"], "k3"]),
+        ("SELECT key, step, value, ts FROM metrics WHERE run_id = ? AND key = ?", ["run-1", "k3"]),
+        ("SELECT key, step, value, ts FROM metrics WHERE run_id = ?", ["run-1"]),
+    ]
+    with db.read() as con:
+        assert "Type: Index Scan" in _scan_types(con, "SELECT id FROM probe WHERE id = ?", ["run-7"])  # detectable
+        for sql, params in queries:
+            plan = _scan_types(con, sql, params)
+            assert "Type: Sequential Scan" in plan and "Index Scan" not in plan, plan

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12 (it depends on the package)
 
-from tunelab.domain.common import JSONDict, Model, UTCDateTime
+from tunelab.domain.common import JSONDict, Model, UTCDateTime, as_naive_utc
 
 MAX_POINTS_PER_BATCH = 10_000
 MAX_STEP = 2**63 - 1  # the metrics.step column is a BIGINT
@@ -42,18 +46,74 @@ class RunStatusUpdate(Model):
     error: str | None = None
 
 
+MetricKey = Annotated[str, Field(min_length=1, max_length=200)]
+MetricStep = Annotated[int, Field(ge=0, le=MAX_STEP)]
+
+
 class MetricPoint(Model):
-    key: str = Field(min_length=1, max_length=200)
+    key: MetricKey
     value: float
-    step: int = Field(ge=0, le=MAX_STEP)
+    step: MetricStep
     ts: UTCDateTime | None = None
 
 
 class MetricBatch(Model):
+    """Up to 10,000 metric points of one run."""
+
     points: list[MetricPoint]
 
+
+@dataclass(frozen=True)
+class MetricColumns:
+    """A batch as columns, the shape summaries and the store work on; `stamps` are naive UTC or None."""
+
+    keys: list[str]
+    steps: list[int]
+    values: list[float]
+    stamps: list[datetime | None]
+
+    @classmethod
+    def of(cls, batch: MetricBatch) -> MetricColumns:
+        points = batch.points
+        stamps = [as_naive_utc(p.ts) if p.ts else None for p in points]
+        return cls([p.key for p in points], [p.step for p in points], [p.value for p in points], stamps)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
     def non_finite(self) -> list[int]:
-        return [i for i, point in enumerate(self.points) if not math.isfinite(point.value)]
+        if math.isfinite(sum(self.values)):  # one C loop for the common case: NaN and ±inf reach the sum
+            return []
+        return [i for i, value in enumerate(self.values) if not math.isfinite(value)]
+
+
+# The HTTP fast path: the same fields and limits as MetricPoint, validated straight from JSON bytes into dicts,
+# about three times faster than json.loads plus 10,000 MetricPoint instances.
+class _PointDict(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    key: MetricKey
+    value: float
+    step: MetricStep
+    ts: NotRequired[datetime | None]
+
+
+class _BatchDict(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    points: Annotated[list[_PointDict], Field(max_length=MAX_POINTS_PER_BATCH)]
+
+
+_BATCH_JSON = TypeAdapter(_BatchDict)
+
+
+def parse_metric_batch(raw: bytes) -> MetricColumns:
+    """Validate a JSON batch body; raises pydantic's ValidationError (`too_long` on `points` past the limit)."""
+    points = _BATCH_JSON.validate_json(raw)["points"]
+    stamps: list[datetime | None] = [None] * len(points)
+    for i, point in enumerate(points):
+        ts = point.get("ts")
+        if ts is not None:
+            stamps[i] = as_naive_utc(ts)
+    return MetricColumns([p["key"] for p in points], [p["step"] for p in points], [p["value"] for p in points], stamps)
 
 
 class KeySummary(BaseModel):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tunelab.domain.common import as_naive_utc, utcnow
+from tunelab.domain.common import utcnow
 from tunelab.domain.experiments import ExperimentStatus
 from tunelab.domain.runs import (
     MAX_POINTS_PER_BATCH,
     TERMINAL_RUN,
     MetricBatch,
+    MetricColumns,
     MetricComparison,
     Run,
     RunComparison,
@@ -102,24 +103,23 @@ class RunService:
     def cancel(self, run_id: str) -> Run:
         return self.set_status(run_id, RunStatusUpdate(status=RunStatus.CANCELLED))
 
-    def ingest(self, run_id: str, batch: MetricBatch) -> int:
+    def ingest(self, run_id: str, batch: MetricBatch | MetricColumns) -> int:
         """Store a batch of points atomically and keep run and experiment summaries current."""
-        validate_batch(batch)
-        if not batch.points:
+        points = batch if isinstance(batch, MetricColumns) else MetricColumns.of(batch)
+        validate_batch(points)
+        if not points:
             self.get(run_id)  # an empty batch for an unknown run is still an error
             return 0
-        now = utcnow()
-        keys = [p.key for p in batch.points]
-        steps = [p.step for p in batch.points]
-        values = [p.value for p in batch.points]
-        stamps = [as_naive_utc(p.ts) if p.ts else now for p in batch.points]
+        fresh = summarise(points.keys, points.steps, points.values)
         with self.db.transaction() as con:
             run = require_run(con, run_id)
-            metric_store.insert_batch(con, [run_id] * len(keys), keys, steps, values, stamps)
-            summary = merge_summaries(run.metrics_summary, summarise(keys, steps, values))
+            metric_store.insert_run_points(
+                con, run_id, points.keys, points.steps, points.values, points.stamps, default_ts=utcnow()
+            )
+            summary = merge_summaries(run.metrics_summary, fresh)
             store.update(con, run_id, {"summary": {k: v.model_dump() for k, v in summary.items()}})
             self._refresh_best_metrics(con, run.experiment_id)
-        return len(keys)
+        return len(points)
 
     def metrics(self, run_id: str, keys: list[str] | None = None) -> RunMetrics:
         with self.db.read() as con:
@@ -176,12 +176,16 @@ def compare_metrics(runs: list[Run]) -> dict[str, MetricComparison]:
     return out
 
 
-def validate_batch(batch: MetricBatch) -> None:
-    if len(batch.points) > MAX_POINTS_PER_BATCH:
-        raise Unprocessable(
-            f"A batch holds at most {MAX_POINTS_PER_BATCH} points; this one has {len(batch.points)}",
-            code="batch_too_large", details={"max": MAX_POINTS_PER_BATCH, "received": len(batch.points)},
-        )  # fmt: skip
+def batch_too_large(received: int) -> Unprocessable:
+    return Unprocessable(
+        f"A batch holds at most {MAX_POINTS_PER_BATCH} points; this one has {received}",
+        code="batch_too_large", details={"max": MAX_POINTS_PER_BATCH, "received": received},
+    )  # fmt: skip
+
+
+def validate_batch(batch: MetricColumns) -> None:
+    if len(batch) > MAX_POINTS_PER_BATCH:
+        raise batch_too_large(len(batch))
     bad = batch.non_finite()
     if bad:
         raise Unprocessable(

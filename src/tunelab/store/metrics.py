@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -11,6 +14,8 @@ from tunelab.store.db import Connection
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 
 def insert_batch(
@@ -32,13 +37,51 @@ def insert_batch(
     return insert_table(con, table)
 
 
+def insert_run_points(
+    con: Connection,
+    run_id: str,
+    keys: list[str],
+    steps: list[int],
+    values: list[float],
+    stamps: list[datetime | None],
+    default_ts: datetime,
+) -> int:
+    """One run's points in one statement; the run id and the time of stampless points go in as parameters,
+    not as 10,000-element columns (that Arrow conversion cost more than the insert's index work)."""
+    import pyarrow as pa
+
+    ts_type = pa.timestamp("us")
+    ts = pa.nulls(len(keys), ts_type) if stamps.count(None) == len(stamps) else pa.array(stamps, ts_type)
+    table = pa.Table.from_arrays(
+        [pa.array(keys, pa.string()), pa.array(steps, pa.int64()), pa.array(values, pa.float64()), ts],
+        names=["key", "step", "value", "ts"],
+    )
+    with _registered(con, table):
+        con.execute(
+            "INSERT INTO metrics SELECT ?, key, step, value, coalesce(ts, ?) FROM _metric_batch", [run_id, default_ts]
+        )
+    return int(table.num_rows)
+
+
 def insert_table(con: Connection, table: pa.Table) -> int:
+    with _registered(con, table):
+        con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM _metric_batch")
+    return int(table.num_rows)
+
+
+@contextmanager
+def _registered(con: Connection, table: pa.Table) -> Iterator[None]:
+    """`table` visible to SQL as _metric_batch for the block; a failed unregister never hides the block's error."""
     con.register("_metric_batch", table)
     try:
-        con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM _metric_batch")
-    finally:
-        con.unregister("_metric_batch")
-    return int(table.num_rows)
+        yield
+    except BaseException:
+        try:
+            con.unregister("_metric_batch")
+        except Exception:
+            log.exception("could not unregister _metric_batch after an error; the error follows")
+        raise
+    con.unregister("_metric_batch")
 
 
 def series(con: Connection, run_id: str, keys: list[str] | None = None) -> dict[str, list[SeriesPoint]]:
