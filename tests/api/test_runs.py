@@ -182,9 +182,27 @@ def test_metrics_ingest_and_read_back_series_and_summary(client, api) -> None:
     summary = got["summary"]
     assert summary["loss"] == {"final": 0.6, "best": 0.5, "goal": "min", "last_step": 3, "count": 3}
     assert summary["accuracy"] == {"final": 0.6, "best": 0.7, "goal": "max", "last_step": 2, "count": 2}
-    assert summary["final_loss"] == 0.6
+    assert set(summary) == {"loss", "accuracy"}  # metric keys only
+    assert got["final_loss"] == 0.6
     only_loss = api.get(f"/api/runs/{run['id']}/metrics", key="loss")
     assert list(only_loss["series"]) == ["loss"]
+
+
+def test_a_metric_named_final_loss_keeps_its_summary_beside_the_top_level_final_loss(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    api.metrics(run["id"], [point("final_loss", 0.4, 1), point("final_loss", 0.3, 2), point("loss", 0.9, 2)])
+
+    got = api.get(f"/api/runs/{run['id']}/metrics")
+
+    assert got["summary"]["final_loss"] == {"final": 0.3, "best": 0.3, "goal": "min", "last_step": 2, "count": 2}
+    assert got["summary"]["loss"]["final"] == 0.9
+    assert got["final_loss"] == 0.3  # a metric named final_loss is the run's final loss
+
+
+def test_metrics_of_a_run_without_points_have_no_final_loss(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    got = api.get(f"/api/runs/{run['id']}/metrics")
+    assert (got["series"], got["summary"], got["final_loss"]) == ({}, {}, None)
 
 
 def test_metrics_accumulate_across_batches(client, api) -> None:

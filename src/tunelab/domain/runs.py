@@ -158,7 +158,8 @@ class SeriesPoint(BaseModel):
 class RunMetrics(BaseModel):
     run_id: str
     series: dict[str, list[SeriesPoint]]
-    summary: JSONDict
+    summary: dict[str, KeySummary] = Field(description="Per metric key; a metric may itself be named final_loss.")
+    final_loss: float | None = Field(description="The run's final loss (final_loss, else loss, else train_loss).")
     adapter_id: str | None
 
 

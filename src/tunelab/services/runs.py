@@ -125,9 +125,13 @@ class RunService:
         with self.db.read() as con:
             run = require_run(con, run_id)
             series = metric_store.series(con, run_id, keys)
-        summary: dict[str, object] = {key: entry.model_dump() for key, entry in run.metrics_summary.items()}
-        summary["final_loss"] = run.final_loss
-        return RunMetrics(run_id=run_id, series=series, summary=summary, adapter_id=run.adapter_id)
+        return RunMetrics(
+            run_id=run_id,
+            series=series,
+            summary=run.metrics_summary,
+            final_loss=run.final_loss,
+            adapter_id=run.adapter_id,
+        )
 
     def compare(self, run_ids: list[str]) -> RunComparison:
         run_ids = list(dict.fromkeys(run_ids))
