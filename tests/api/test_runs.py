@@ -47,6 +47,18 @@ def test_runs_get_default_names_and_a_taken_name_is_409(client, api) -> None:
     assert len(api.get(f"/api/experiments/{exp['id']}/runs")) == 2
 
 
+def test_a_default_name_skips_names_already_taken(client, api) -> None:
+    exp = api.experiment()
+    api.run(exp["id"], name="run-2")
+    api.run(exp["id"], name="run-3")
+
+    names = [api.run(exp["id"])["name"] for _ in range(3)]
+
+    assert names == ["run-4", "run-5", "run-6"]  # run-3 (count + 1) was taken: no 409
+    api.run(exp["id"], name="run-1")
+    assert api.run(exp["id"])["name"] == "run-7"
+
+
 def test_a_training_run_without_a_dataset_is_400_and_creates_no_run(client, api) -> None:
     exp = api.experiment("no data")
 

@@ -57,7 +57,7 @@ class RunService:
                     '{"external": true}',
                     code="training_unavailable",
                 )
-            name = data.name or f"run-{store.count_for_experiment(con, experiment_id) + 1}"
+            name = data.name or next_run_name(con, experiment_id)
             if store.count_with_name(con, experiment_id, name):
                 raise Conflict(f"Experiment already has a run named {name!r}", code="run_name_taken")
             run_id, now = new_id("run"), utcnow()
@@ -164,6 +164,15 @@ class RunService:
         runs = store.list_for_experiment(con, experiment_id)
         best = best_of_runs([run.metrics_summary for run in runs])
         experiment_store.update(con, experiment_id, {"best_metrics": best, "updated_at": utcnow()})
+
+
+def next_run_name(con: Connection, experiment_id: str) -> str:
+    """run-N with N one past the run count, or the next N whose name no run has taken yet."""
+    taken = store.names_for_experiment(con, experiment_id)
+    n = len(taken) + 1
+    while f"run-{n}" in taken:
+        n += 1
+    return f"run-{n}"
 
 
 def compare_metrics(runs: list[Run]) -> dict[str, MetricComparison]:

@@ -53,9 +53,10 @@ def count_with_name(con: Connection, experiment_id: str, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def count_for_experiment(con: Connection, experiment_id: str) -> int:
-    row = con.execute("SELECT count(*) FROM runs WHERE experiment_id = ?", [experiment_id]).fetchone()
-    return int(row[0]) if row else 0
+def names_for_experiment(con: Connection, experiment_id: str) -> set[str]:
+    return {
+        str(row[0]) for row in con.execute("SELECT name FROM runs WHERE experiment_id = ?", [experiment_id]).fetchall()
+    }
 
 
 def _to_run(row: dict[str, Any]) -> Run:
