@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,21 @@ from tunelab.store import Database
 TUNELAB_ENV = ("EXPERIMENT_DB", *(f"TUNELAB_{name.upper()}" for name in Settings.model_fields))
 
 
-@pytest.fixture(autouse=True)
-def _no_tunelab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may reach the developer's real database through their environment."""
-    for var in TUNELAB_ENV:
-        monkeypatch.delenv(var, raising=False)
+def is_tunelab_env(var: str) -> bool:
+    # pydantic-settings matches names case-insensitively, so `tunelab_db` is read as TUNELAB_DB.
+    return var == "EXPERIMENT_DB" or var.upper().startswith("TUNELAB_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_tunelab_env() -> Iterator[None]:
+    """No test may reach the developer's real database through their environment.
+
+    Session-scoped, so it is in effect before every other fixture, module- and session-scoped ones included.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for var in [var for var in os.environ if is_tunelab_env(var)]:
+            patch.delenv(var)
+        yield
 
 
 @pytest.fixture

@@ -3,19 +3,53 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tunelab.config import Settings
+from tunelab.config import DEFAULT_DATA_DIR, Settings
 
 SETTINGS_ENV = {"EXPERIMENT_DB", *(f"TUNELAB_{name.upper()}" for name in Settings.model_fields)}
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_tests_run_without_any_tunelab_environment() -> None:
-    # The autouse fixture in tests/conftest.py removed them; a real user DB can never be reached.
+@pytest.fixture(scope="module")
+def env_seen_by_a_module_fixture() -> Iterator[list[str]]:
+    yield [var for var in os.environ if var == "EXPERIMENT_DB" or var.upper().startswith("TUNELAB_")]
+
+
+def test_tests_run_without_any_tunelab_environment(env_seen_by_a_module_fixture: list[str]) -> None:
+    # The session fixture in tests/conftest.py removed them; a real user DB can never be reached.
     assert {"EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"} <= SETTINGS_ENV
-    assert not [var for var in SETTINGS_ENV if var in os.environ]
+    assert not [var for var in os.environ if var.upper() in SETTINGS_ENV]
+    assert env_seen_by_a_module_fixture == []
+    settings = Settings()
+    assert settings.data_dir == DEFAULT_DATA_DIR.resolve()
+    assert settings.db_path == (DEFAULT_DATA_DIR / "tunelab.duckdb").resolve()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_a_developers_environment_does_not_reach_the_tests(tmp_path: Path) -> None:
+    """Run the test above in a pytest whose environment points every setting somewhere else."""
+    env = {
+        **os.environ,
+        "TUNELAB_DATA_DIR": str(tmp_path / "real-data"),
+        "TUNELAB_DB": str(tmp_path / "real.duckdb"),
+        "tunelab_port": "9999",  # pydantic-settings reads names case-insensitively
+        "TUNELAB_HOST": "0.0.0.0",
+        "EXPERIMENT_DB": str(tmp_path / "legacy.duckdb"),
+    }
+    test_id = "tests/test_config.py::test_tests_run_without_any_tunelab_environment"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", test_id, "-q", "-p", "no:cacheprovider"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert not list(tmp_path.iterdir())  # no database was created where the environment pointed
 
 
 def test_the_cleared_variables_are_the_ones_settings_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

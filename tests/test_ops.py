@@ -38,9 +38,8 @@ DB_NAME = "tunelab.duckdb"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any TuneLab setting of the developer's, so only --data-dir decides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNELAB_") and k != "EXPERIMENT_DB"}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+    """The test environment (tests/conftest.py removed every TuneLab setting), so only --data-dir decides."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
 
 
 def run_ops(data_dir: Path, request: dict[str, Any] | str, env: dict[str, str] | None = None) -> tuple[int, Any]:
