@@ -105,6 +105,33 @@ def test_one_success_among_terminal_runs_completes_experiment(services: Services
     assert done.status is ExperimentStatus.COMPLETED and done.execution.error is None
 
 
+@pytest.mark.parametrize(
+    ("ends", "status", "error"),
+    [
+        # (run status, error) in the order the runs end
+        ([("failed", "oom"), ("cancelled", None)], ExperimentStatus.FAILED, "oom"),
+        ([("cancelled", None), ("failed", "oom")], ExperimentStatus.FAILED, "oom"),
+        ([("failed", "oom"), ("failed", "nan"), ("cancelled", None)], ExperimentStatus.FAILED, "nan"),
+        ([("cancelled", None), ("completed", None), ("failed", "oom")], ExperimentStatus.COMPLETED, None),
+        ([("cancelled", None), ("cancelled", None)], ExperimentStatus.CANCELLED, None),
+        ([("completed", None)], ExperimentStatus.COMPLETED, None),
+        ([("failed", "oom")], ExperimentStatus.FAILED, "oom"),
+    ],
+)
+def test_experiment_status_once_every_run_has_ended(
+    services: Services, ends: list[tuple[str, str | None]], status: ExperimentStatus, error: str | None
+) -> None:
+    """completed if any run completed; failed with the last failure's error if none did; cancelled if all were."""
+    experiment = services.experiments.create(ExperimentCreate(name="settled"))
+    runs = [services.runs.create(experiment.id, RunCreate(external=True)) for _ in ends]
+    for run, (run_status, run_error) in zip(runs, ends, strict=True):
+        assert services.experiments.get(experiment.id).status is ExperimentStatus.RUNNING
+        services.runs.set_status(run.id, RunStatusUpdate(status=RunStatus(run_status), error=run_error))
+    settled = services.experiments.get(experiment.id)
+    assert (settled.status, settled.execution.error) == (status, error)
+    assert settled.execution.completed_at is not None
+
+
 def test_concurrent_writers_lose_nothing(services: Services) -> None:
     experiment = services.experiments.create(ExperimentCreate(name="busy"))
     run = services.runs.create(experiment.id, RunCreate(external=True))

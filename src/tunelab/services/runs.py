@@ -145,19 +145,23 @@ class RunService:
         return RunComparison(runs=runs, metrics=compare_metrics(runs))
 
     def _settle_experiment(self, con: Connection, experiment_id: str) -> None:
-        """When every run has ended, the experiment ends: failed if all failed, else completed."""
+        """When every run has ended, the experiment ends.
+
+        completed if any run completed; else failed (with the error of the run that failed last) if any failed;
+        else, every run having been cancelled, cancelled.
+        """
         experiment = require(con, experiment_id)
         runs = store.list_for_experiment(con, experiment_id)
         if experiment.status is ExperimentStatus.ARCHIVED or any(r.status not in TERMINAL_RUN for r in runs):
             return
-        statuses = {r.status for r in runs}
-        if statuses == {RunStatus.FAILED}:
-            last_ended = max(runs, key=lambda r: r.completed_at or r.created_at)
-            target, error = ExperimentStatus.FAILED, last_ended.error
-        elif statuses == {RunStatus.CANCELLED}:
-            target, error = ExperimentStatus.CANCELLED, None
-        else:
+        failed = [r for r in runs if r.status is RunStatus.FAILED]
+        if any(r.status is RunStatus.COMPLETED for r in runs):
             target, error = ExperimentStatus.COMPLETED, None
+        elif failed:
+            last_failed = max(failed, key=lambda r: r.completed_at or r.created_at)
+            target, error = ExperimentStatus.FAILED, last_failed.error
+        else:
+            target, error = ExperimentStatus.CANCELLED, None
         experiment_store.update(con, experiment_id, execution_fields(experiment, target, error))
 
     def _refresh_best_metrics(self, con: Connection, experiment_id: str) -> None:
