@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -67,6 +68,45 @@ def test_error_in_transaction_rolls_back_earlier_writes(db: Database) -> None:
         con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('next', 'audio', 'x', now())")
     with db.read() as con:
         assert con.execute("SELECT id FROM artifacts").fetchall() == [("next",)]
+
+
+class _RollbackFails:
+    """The real connection, except that ROLLBACK raises."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def execute(self, sql: str, *args: Any) -> duckdb.DuckDBPyConnection:
+        if sql == "ROLLBACK":
+            raise duckdb.TransactionException("rollback exploded")
+        return self.con.execute(sql, *args)
+
+
+def test_a_failing_rollback_does_not_hide_the_statement_error(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = db._conn
+    monkeypatch.setattr(db, "_conn", _RollbackFails(real))
+    insert = "INSERT INTO artifacts (id, type, uri, created_at) VALUES ('a', 'audio', 'x', now())"
+
+    with pytest.raises(duckdb.ConstraintException) as raised, db.transaction() as con:
+        con.execute(insert)
+        con.execute(insert)
+
+    assert "rollback exploded" in "\n".join(raised.value.__notes__)
+    monkeypatch.setattr(db, "_conn", real)
+    real.execute("ROLLBACK")  # the transaction the failed ROLLBACK left open
+    with db.read() as con:
+        assert con.execute("SELECT count(*) FROM artifacts").fetchone() == (0,)
+
+
+def test_an_error_after_the_transaction_already_ended_is_the_one_raised(db: Database) -> None:
+    # Real DuckDB: ending the transaction inside the block makes the ROLLBACK fail ("no transaction is active").
+    with pytest.raises(ValueError, match="the caller's own error") as raised, db.transaction() as con:
+        con.execute("ROLLBACK")
+        raise ValueError("the caller's own error")
+
+    assert any("no transaction is active" in note for note in raised.value.__notes__)
+    with db.transaction() as con:  # and the database is still usable
+        con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('b', 'audio', 'x', now())")
 
 
 def test_batch_insert_and_history_round_trip(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import duckdb
 from tunelab.errors import StoreBusy
 
 Connection = duckdb.DuckDBPyConnection
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -42,10 +44,18 @@ class Database:
             self._conn.execute("BEGIN TRANSACTION")
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback(exc)
                 raise
             self._conn.execute("COMMIT")
+
+    def _rollback(self, cause: BaseException) -> None:
+        """ROLLBACK after `cause`; should that fail too, `cause` is still what the caller sees."""
+        try:
+            self._conn.execute("ROLLBACK")
+        except Exception as rollback_error:
+            log.error("ROLLBACK failed after %r: %s", cause, rollback_error)
+            cause.add_note(f"ROLLBACK failed as well: {rollback_error}")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
