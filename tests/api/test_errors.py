@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
+
+from .conftest import Api
 
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
@@ -91,3 +94,27 @@ def test_bad_request_is_400(client, api) -> None:
 def test_a_browser_on_a_page_route_still_gets_json_errors_from_the_api(client, api) -> None:
     response = client.post("/api/experiments", json={"name": ""}, headers=HTML)
     api.error(response, 422, "validation_error")
+
+
+def test_an_unexpected_exception_is_a_500_envelope_without_the_traceback(app, caplog) -> None:
+    def explode() -> None:
+        raise RuntimeError("secret detail: /home/dev/.tunelab/password.txt")
+
+    app.add_api_route("/api/explode", explode)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/explode")
+        page = client.get("/api/explode", headers=HTML)
+
+    for answer in (response, page):  # /api answers JSON, a browser too
+        Api.error(answer, 500, "internal_error")
+        assert "secret detail" not in answer.text and "Traceback" not in answer.text
+        assert "RuntimeError" not in answer.text and "explode" not in answer.text
+    assert response.json()["error"]["details"] == {}
+    # Off the API, a browser gets the HTML error page, just as bare.
+    app.add_api_route("/explode", explode)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        html = client.get("/explode", headers=HTML)
+    assert html.status_code == 500 and html.headers["content-type"].startswith("text/html")
+    assert "internal_error" in html.text and "secret detail" not in html.text and "Traceback" not in html.text
+    # The details go to the server log instead.
+    assert "secret detail" in caplog.text and "GET /api/explode" in caplog.text

@@ -72,6 +72,19 @@ def test_a_training_run_without_a_dataset_is_400_and_creates_no_run(client, api)
     assert api.run(exp["id"], name="r")["name"] == "r"
 
 
+def test_a_training_run_is_400_training_unavailable_and_creates_no_run(client, api) -> None:
+    exp = api.experiment("with data", dataset_id="ds-1")
+
+    response = client.post(f"/api/experiments/{exp['id']}/runs", json={"name": "r", "config": {"epochs": 1}})
+
+    error = api.error(response, 400, "training_unavailable")
+    assert "external" in error["message"]
+    assert api.get(f"/api/experiments/{exp['id']}/runs") == []
+    after = api.get(f"/api/experiments/{exp['id']}")
+    assert (after["run_count"], after["status"], after["execution"]["started_at"]) == (0, "draft", None)
+    assert api.run(exp["id"], name="r")["name"] == "r"  # an outside engine's run is still accepted
+
+
 def test_run_on_unknown_experiment_is_404(client, api) -> None:
     api.error(client.post("/api/experiments/exp-nope/runs", json={"external": True}), 404, "experiment_not_found")
     api.error(client.get("/api/experiments/exp-nope/runs"), 404, "experiment_not_found")
@@ -198,6 +211,24 @@ def test_metrics_ingest_and_read_back_series_and_summary(client, api) -> None:
     assert got["final_loss"] == 0.6
     only_loss = api.get(f"/api/runs/{run['id']}/metrics", key="loss")
     assert list(only_loss["series"]) == ["loss"]
+
+
+def test_metrics_key_parameters_select_series(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    api.metrics(run["id"], [point("loss", 0.5, 1), point("accuracy", 0.7, 1), point("lr", 1e-4, 1)])
+    path = f"/api/runs/{run['id']}/metrics"
+
+    both = client.get(path, params=[("key", "loss"), ("key", "accuracy")]).json()
+    unknown = api.get(path, key="no-such-key")
+    everything = api.get(path)
+
+    assert sorted(both["series"]) == ["accuracy", "loss"]
+    assert both["series"]["loss"] == everything["series"]["loss"]
+    assert unknown["series"] == {}
+    assert sorted(everything["series"]) == ["accuracy", "loss", "lr"]
+    # The summary always covers every key, and final_loss stays the run's.
+    assert both["summary"] == unknown["summary"] == everything["summary"] and unknown["final_loss"] == 0.5
+    api.error(client.get("/api/runs/run-nope/metrics", params={"key": "loss"}), 404, "run_not_found")
 
 
 def test_a_metric_named_final_loss_keeps_its_summary_beside_the_top_level_final_loss(client, api) -> None:
@@ -404,3 +435,18 @@ def test_compare_with_unknown_ids_is_404_naming_them(client, api) -> None:
 def test_compare_needs_ids(client, api) -> None:
     api.error(client.get("/api/runs/compare"), 422, "validation_error")
     api.error(client.get("/api/runs/compare", params={"ids": " , "}), 422, "invalid_compare")
+
+
+def test_compare_takes_at_most_20_distinct_ids(client, api) -> None:
+    exp = api.experiment()
+    ids = [api.run(exp["id"])["id"] for _ in range(21)]
+
+    error = api.error(client.get("/api/runs/compare", params={"ids": ",".join(ids)}), 422, "invalid_compare")
+
+    assert "20" in error["message"]
+    # The limit is checked before any lookup: 21 unknown ids are not a 404.
+    ghosts = ",".join(f"ghost-{i}" for i in range(21))
+    api.error(client.get("/api/runs/compare", params={"ids": ghosts}), 422, "invalid_compare")
+    # Twenty, or more ids that repeat down to twenty, are compared.
+    assert len(api.get("/api/runs/compare", ids=",".join(ids[:20]))["runs"]) == 20
+    assert len(api.get("/api/runs/compare", ids=",".join([*ids[:20], ids[0]]))["runs"]) == 20
