@@ -148,10 +148,7 @@ def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
         ("best metrics", _metrics(detail.best_metrics)), ("error", detail.execution.error or "-"),
     ]:  # fmt: skip
         typer.echo(f"  {label:<13} {value}")
-    rows = [
-        [r["id"], r["name"], r["status"], "-" if r["final_loss"] is None else f"{r['final_loss']:.4g}"]
-        for r in (run.model_dump() if hasattr(run, "model_dump") else run for run in detail.runs)
-    ]
+    rows = [[r.id, r.name, r.status.value, "-" if r.final_loss is None else f"{r.final_loss:.4g}"] for r in detail.runs]
     typer.echo("\n" + _table(["RUN", "NAME", "STATUS", "FINAL LOSS"], rows))
 
 

@@ -91,3 +91,10 @@ def test_the_metrics_batch_body_is_documented_though_the_route_reads_raw_bytes(a
     assert item["required"] == ["key", "value", "step"]
     assert item["properties"]["step"]["maximum"] == 2**63 - 1
     assert "$ref" not in str(schema)  # self-contained: no reference into a $defs the document lacks
+
+
+def test_experiment_detail_documents_its_runs_as_runs(app: FastAPI) -> None:
+    schemas = app.openapi()["components"]["schemas"]
+    runs = schemas["ExperimentDetail"]["properties"]["runs"]
+    assert runs["type"] == "array" and runs["items"] == {"$ref": "#/components/schemas/Run"}
+    assert {"id", "status", "metrics_summary", "final_loss"} <= set(schemas["Run"]["properties"])

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
+from tunelab.domain.runs import Run
 
 
 class ExperimentStatus(StrEnum):
@@ -119,7 +120,7 @@ class Experiment(BaseModel):
 
 
 class ExperimentDetail(Experiment):
-    runs: list[Any] = Field(default_factory=list)
+    runs: list[Run] = Field(default_factory=list, description="The experiment's runs, newest first.")
 
 
 class ExperimentFilter(Model):
