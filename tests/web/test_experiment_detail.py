@@ -56,9 +56,12 @@ def test_compare_highlights_the_best_run_per_metric(page: Page, live_server: Liv
 
 
 def test_unknown_experiment_shows_not_found(page: Page, live_server: LiveServer) -> None:
-    page.goto(f"{live_server.url}/experiments/exp-does-not-exist")
+    response = page.goto(f"{live_server.url}/experiments/exp-does-not-exist")
 
-    expect(page.get_by_test_id("not-found")).to_be_visible()
-    expect(page.get_by_role("heading", name="Experiment not found")).to_be_visible()
+    assert response is not None and response.status == 404
+    expect(page.get_by_test_id("error-page")).to_be_visible()
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_test_id("error-code")).to_have_text("experiment_not_found")
+    expect(page.get_by_test_id("error-message")).to_contain_text("exp-does-not-exist")
     expect(page.get_by_role("link", name="Back to experiments")).to_have_attribute("href", "/experiments")
     expect(page.get_by_test_id("runs-table")).to_have_count(0)

@@ -42,13 +42,23 @@ def test_experiments_page_is_html_with_navigation(client: TestClient) -> None:
     assert 'x-data="experimentsPage"' in response.text
 
 
-def test_experiment_page_renders_for_any_id_and_escapes_it(client: TestClient) -> None:
-    """Whether the id exists is the JSON API's answer, shown by the page itself."""
-    response = client.get("/experiments/%22%3E%3Cb%3Ex", headers=HTML)
+def test_experiment_page_renders_for_a_known_id(client: TestClient) -> None:
+    exp = client.post("/api/experiments", json={"name": "piano"}).json()
+
+    response = client.get(f"/experiments/{exp['id']}", headers=HTML)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert 'data-testid="not-found"' in response.text
+    assert 'data-testid="error-page"' not in response.text
+
+
+def test_unknown_experiment_page_is_the_404_error_page_escaping_the_id(client: TestClient) -> None:
+    response = client.get("/experiments/%22%3E%3Cb%3Ex", headers=HTML)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'data-testid="error-page"' in response.text
+    assert "experiment_not_found" in response.text
     assert '"><b>x' not in response.text
     assert "&#34;&gt;&lt;b&gt;x" in response.text
 

@@ -1,10 +1,11 @@
-"""Page routes. They render templates only; the pages fetch their data from the JSON API."""
+"""Page routes. They render templates; the pages fetch their data from the JSON API."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from tunelab.api.deps import ServicesDep
 from tunelab.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +24,8 @@ def experiments_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
-def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
-    """One experiment with its runs and the run comparison."""
+def experiment_page(request: Request, experiment_id: str, services: ServicesDep) -> HTMLResponse:
+    """One experiment with its runs and the run comparison; the 404 error page for an unknown id."""
+    services.experiments.get(experiment_id)
     context = {"active_nav": "experiments", "experiment_id": experiment_id}
     return templates.TemplateResponse(request, "experiment.html", context)
