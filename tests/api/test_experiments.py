@@ -128,6 +128,31 @@ def test_empty_blank_or_too_long_name_is_422(client, api, name: str) -> None:
     assert api.get("/api/experiments")["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [("  x  ", "x"), ("\tlofi piano\n", "lofi piano"), (" " + "n" * 200 + "  ", "n" * 200), ("a  b", "a  b")],
+)
+def test_names_are_stripped_before_the_length_check_on_create_and_rename(client, api, sent: str, stored: str) -> None:
+    created = client.post("/api/experiments", json={"name": sent})
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == stored
+
+    other = api.experiment("other")
+    renamed = client.patch(f"/api/experiments/{other['id']}", json={"name": f"\t{sent} "})
+    assert renamed.status_code == 409, renamed.text  # the stripped name is the one checked for uniqueness
+    renamed = client.patch(f"/api/experiments/{created.json()['id']}", json={"name": f"\t{sent} "})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == stored
+
+
+@pytest.mark.parametrize("name", ["", " ", " \t\n ", " " + "n" * 201 + " "])
+def test_names_blank_or_too_long_once_stripped_are_422_on_create_and_rename(client, api, name: str) -> None:
+    api.error(client.post("/api/experiments", json={"name": name}), 422, "validation_error")
+    exp = api.experiment("kept")
+    api.error(client.patch(f"/api/experiments/{exp['id']}", json={"name": name}), 422, "validation_error")
+    assert [item["name"] for item in api.get("/api/experiments")["items"]] == ["kept"]
+
+
 def test_missing_name_and_unknown_fields_are_422(client, api) -> None:
     api.error(client.post("/api/experiments", json={}), 422, "validation_error")
     api.error(client.post("/api/experiments", json={"name": "x", "colour": "red"}), 422, "validation_error")

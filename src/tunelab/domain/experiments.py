@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
 from tunelab.domain.runs import Run
@@ -38,6 +38,8 @@ ALLOWED_TRANSITIONS: dict[ExperimentStatus, set[ExperimentStatus]] = {
 }
 
 ArtifactMap = dict[str, list[ResourceId]]
+# Surrounding whitespace is stripped before the length check: "  x  " is "x", and a name of only spaces is empty.
+ExperimentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class Provenance(Model):
@@ -49,24 +51,16 @@ class Provenance(Model):
 
 class ExperimentCreate(Model):
     id: ResourceId | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
-    name: str = Field(min_length=1, max_length=200)
+    name: ExperimentName
     description: str | None = Field(default=None, max_length=10_000)
     dataset_id: str | None = None
     config: JSONDict = Field(default_factory=dict)
     inputs: ArtifactMap = Field(default_factory=dict)
     provenance: Provenance | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _strip_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("name must not be blank")
-        return value
-
 
 class ExperimentUpdate(Model):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: ExperimentName | None = None
     description: str | None = Field(default=None, max_length=10_000)
     dataset_id: str | None = None
     config: JSONDict | None = None
@@ -78,11 +72,6 @@ class ExperimentUpdate(Model):
         if value is None:
             raise ValueError("may be left out but not null")
         return value
-
-    @field_validator("name")
-    @classmethod
-    def _strip_name(cls, value: str) -> str:
-        return ExperimentCreate._strip_name(value)
 
 
 class StatusUpdate(Model):

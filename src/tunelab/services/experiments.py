@@ -104,7 +104,6 @@ class ExperimentService:
         with self.db.transaction() as con:
             require(con, experiment_id)
             if "name" in fields:
-                fields["name"] = fields["name"].strip()
                 self._require_free_name(con, fields["name"], experiment_id)
             if fields:
                 store.update(con, experiment_id, {**fields, "updated_at": utcnow()})
