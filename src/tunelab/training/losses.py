@@ -35,11 +35,18 @@ def sequence_scores(model: Any, batch: Batch, pad: int) -> SequenceScores:
     return SequenceScores(logp=logp, tokens=keep.sum(dim=(1, 2)))
 
 
-def supervised_loss(model: Any, batch: Batch, pad: int) -> torch.Tensor:
-    """Mean cross-entropy per code over all codebooks, averaged over examples weighted by rating."""
+def supervised_loss(model: Any, batch: Batch, pad: int, weighted: bool = True) -> torch.Tensor:
+    """Mean cross-entropy per code of each example, averaged over the batch.
+
+    With `weighted`, each example's term is scaled by its weight (rating / 5) before averaging over the
+    batch size, so a 3-star clip pulls on the adapter 0.6 times as hard as a 5-star clip wherever it sits.
+    (Dividing by the sum of the weights instead would cancel that in a batch of equal ratings.)
+    """
     scores = sequence_scores(model, batch, pad)
     per_example = -scores.logp / scores.tokens.clamp(min=1)
-    return (per_example * batch.weights).sum() / batch.weights.sum()
+    if not weighted:
+        return per_example.mean()
+    return (per_example * batch.weights).sum() / len(batch.weights)
 
 
 @dataclass(frozen=True)

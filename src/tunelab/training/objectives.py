@@ -14,18 +14,23 @@ from tunelab.training.model import evaluating
 
 
 class Objective(Protocol):
-    def __call__(self, model: Any, examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss to minimise and extra values to log for `examples`."""
+    def __call__(
+        self, model: Any, examples: Sequence[Example], weighted: bool = True
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to minimise and extra values to log for `examples`; `weighted=False` measures the
+        plain loss (evaluation), without the per-example training weights."""
         ...
 
 
 class SupervisedObjective:
-    """Cross-entropy of the clip's codes given its prompt, weighted by rating / 5."""
+    """Cross-entropy of the clip's codes given its prompt; in training, weighted by rating / 5."""
 
     def __init__(self, processor: Any, cache: CodeCache, device: torch.device) -> None:
         self.processor, self.cache, self.device = processor, cache, device
 
-    def __call__(self, model: Any, examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self, model: Any, examples: Sequence[Example], weighted: bool = True
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         rated = [example for example in examples if isinstance(example, SupervisedExample)]
         batch = make_batch(
             self.processor,
@@ -34,7 +39,7 @@ class SupervisedObjective:
             [example.rating / 5 for example in rated],
             self.device,
         )
-        return supervised_loss(model, batch, self.cache.pad), {}
+        return supervised_loss(model, batch, self.cache.pad, weighted), {}
 
 
 class PreferenceObjective:
@@ -53,7 +58,9 @@ class PreferenceObjective:
                 for pair, c, r in zip(pairs, chosen.logp.tolist(), rejected.logp.tolist(), strict=True):
                     self.reference[pair.line] = (c, r)
 
-    def __call__(self, model: Any, examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self, model: Any, examples: Sequence[Example], weighted: bool = True
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         pairs = _pairs(examples)
         chosen, rejected = self._scores(model, pairs)
         ref = torch.tensor([self.reference[pair.line] for pair in pairs], device=self.device)
@@ -86,13 +93,13 @@ def _pairs(examples: Sequence[Example]) -> list[PreferenceExample]:
 def evaluate(
     model: Any, objective: Objective, examples: Sequence[Example], batch_size: int
 ) -> tuple[float, dict[str, float]]:
-    """Mean loss and mean extra values over `examples`, without dropout or gradients."""
+    """Mean unweighted loss and mean extra values over `examples`, without dropout or gradients."""
     totals: dict[str, float] = {}
     loss_total = 0.0
     with evaluating(model):
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
-            loss, values = objective(model, chunk)
+            loss, values = objective(model, chunk, weighted=False)
             loss_total += loss.item() * len(chunk)
             for key, value in values.items():
                 totals[key] = totals.get(key, 0.0) + value * len(chunk)
