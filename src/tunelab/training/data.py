@@ -143,11 +143,15 @@ def load_clip(path: Path, sampling_rate: int, max_seconds: float) -> Clip:
 
 
 def split_examples(examples: list[Example], eval_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """A held-out eval set chosen by `seed`; empty when there is too little to hold out."""
+    """A held-out eval set chosen by `seed`; empty when there is too little to hold out.
+
+    At least one example is held out when `eval_fraction` is above 0, and at least one is always left to
+    train on, however high the fraction.
+    """
     if eval_fraction <= 0 or len(examples) < 2:
         return list(examples), []
     order = np.random.default_rng(seed).permutation(len(examples))
-    held = max(1, int(round(len(examples) * eval_fraction)))
+    held = min(len(examples) - 1, max(1, int(round(len(examples) * eval_fraction))))
     held_out = set(order[:held].tolist())
     train = [example for index, example in enumerate(examples) if index not in held_out]
     return train, [example for index, example in enumerate(examples) if index in held_out]
