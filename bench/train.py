@@ -132,7 +132,7 @@ def bench(which: str, args: argparse.Namespace) -> dict[str, Any]:
     from tunelab.training.args import Hyperparameters
     from tunelab.training.codes import CodeCache, make_batch
     from tunelab.training.losses import supervised_loss
-    from tunelab.training.model import add_lora, pick_device
+    from tunelab.training.model import add_lora, pick_device, training_mode
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -165,7 +165,7 @@ def bench(which: str, args: argparse.Namespace) -> dict[str, Any]:
     codes = torch.randint(0, model.config.decoder.vocab_size, (batch_size, num_codebooks, frames))
     sequences = [cache._delayed(c) for c in codes]
     model = add_lora(model, Hyperparameters(lora_r=args.lora_r, lora_alpha=2 * args.lora_r), None).to(device)
-    model.train()
+    training_mode(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     prompts = ["upbeat electronic music with drums"] * batch_size

@@ -12,10 +12,9 @@ from typing import Any
 
 import torch
 
-from tunelab.training.args import Hyperparameters
+from tunelab.training.args import PICKLE_SUFFIXES, Hyperparameters
 from tunelab.training.errors import InputError
 
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 _DECODER_LAYERS = r".*decoder\.model\.decoder\.layers\.\d+\."
 
 
@@ -73,7 +72,7 @@ def _check_local_folder(folder: Path) -> None:
         raise InputError(f"base model {folder} is not a folder")
     if any(folder.glob("*.safetensors")):
         return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise InputError(
             f"base model folder {folder} has only pickle weights ({', '.join(pickles)}); "
@@ -128,16 +127,29 @@ def disable_dropout(model: torch.nn.Module) -> None:
                 setattr(sub, name, 0.0)
 
 
+def training_mode(model: torch.nn.Module) -> None:
+    """Train mode for the decoder and its adapters; the frozen text encoder and EnCodec stay in eval mode,
+    so T5's dropout never perturbs the conditioning that the adapter learns from."""
+    model.train()
+    get_base_model = getattr(model, "get_base_model", None)
+    inner = get_base_model() if callable(get_base_model) else model
+    for name in ("text_encoder", "audio_encoder"):
+        frozen = getattr(inner, name, None)
+        if isinstance(frozen, torch.nn.Module):
+            frozen.eval()
+
+
 @contextlib.contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients for the duration, then back to training mode."""
+    """Eval mode and no gradients for the duration, then back to the mode it was in."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        model.train(was_training)
+        if was_training:
+            training_mode(model)
 
 
 def trainable_parameters(model: torch.nn.Module) -> tuple[int, int]:
