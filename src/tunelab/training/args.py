@@ -17,6 +17,14 @@ from tunelab.training.errors import InputError
 TrainingType = Literal["supervised", "preference"]
 TRAINING_TYPES: tuple[str, ...] = ("supervised", "preference")
 _TARGET = re.compile(r"((self_attn|encoder_attn)\.)?(q_proj|k_proj|v_proj|out_proj)")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+RESUMABLE_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "trainer_state.json",
+    "optimizer.safetensors",
+    "optimizer_state.json",
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +117,8 @@ def parse_args(argv: list[str] | None = None) -> TrainingArgs:
     values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(Hyperparameters)}
     hparams = Hyperparameters(**values)
     problems = hparams.problems()
-    if namespace.resume_from is not None and not Path(namespace.resume_from).is_dir():
-        problems.append(f"--resume-from {namespace.resume_from} is not a checkpoint folder")
+    if namespace.resume_from is not None:
+        problems.extend(resume_problems(Path(namespace.resume_from)))
     if problems:
         raise InputError("invalid hyperparameters: " + "; ".join(problems))
     return TrainingArgs(
@@ -123,6 +131,19 @@ def parse_args(argv: list[str] | None = None) -> TrainingArgs:
     )
 
 
+def resume_problems(folder: Path) -> list[str]:
+    """Why `folder` cannot be resumed from; checked before a model is loaded, so PEFT never falls back to
+    a pickled adapter_model.bin."""
+    if not folder.is_dir():
+        return [f"--resume-from {folder} is not a checkpoint folder"]
+    missing = [name for name in RESUMABLE_FILES if not (folder / name).is_file()]
+    if not missing:
+        return []
+    pickles = sorted(path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    found = f"; it has pickle files ({', '.join(pickles)}), which TuneLab never loads" if pickles else ""
+    return [f"--resume-from {folder} is not a resumable checkpoint: missing {', '.join(missing)}{found}"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; each hyperparameter's help is its docstring in `Hyperparameters`."""
     parser = argparse.ArgumentParser(
@@ -130,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a MusicGen LoRA adapter from rated clips (supervised) or preference pairs (DPO).",
         epilog=(
             "Writes final/, best/, checkpoint-N/ (PEFT adapters), training_config.json and metrics.jsonl "
-            "to --output-dir. Exit status: 0 done, 2 bad input (nothing trained), 1 training failed; "
+            "to --output-dir. Exit status: 0 done, 2 bad input (nothing trained), 1 training failed, 130 interrupted, "
+            "143 stopped by SIGTERM (checkpoints written so far are kept); "
             "the reason is the last line of output."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
