@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
-from training_helpers import run_training, write_jsonl
+from training_helpers import run_training, start_training, write_jsonl
+
+from tunelab.training.args import resume_problems
+from tunelab.training.events import parse_events
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +82,88 @@ def test_pickle_only_model_folder_is_refused(tmp_path: Path, supervised_data: Pa
     assert run.returncode == 2
     assert "only pickle weights (pytorch_model.bin)" in run.last_line
     assert "safetensors" in run.last_line
+
+
+def test_missing_dataset_base_model_and_all_low_ratings_are_refused(
+    tmp_path: Path, audio_dir: Path, supervised_data: Path, tiny_model: Path
+) -> None:
+    cases = {
+        "dataset file not found": ("--data", tmp_path / "nowhere.jsonl", "--base-model", tiny_model),
+        "base model folder not found": ("--data", supervised_data, "--base-model", tmp_path / "no-model"),
+    }
+    low = write_jsonl(
+        tmp_path / "low.jsonl", [{"prompt": "meh", "audio_path": str(audio_dir / "tone0.wav"), "rating": 2}]
+    )
+    cases["no example is rated 3 or more (min_rating)"] = ("--data", low, "--base-model", tiny_model)
+    for expected, args in cases.items():
+        run = run_training(tmp_path / "out", "--type", "supervised", *args)
+        assert run.returncode == 2, expected
+        assert expected in run.last_line, (expected, run.last_line)
+        assert not (tmp_path / "out").exists(), expected  # refused before anything was written
+
+
+def test_sigterm_mid_training_keeps_the_checkpoints_and_says_why(
+    tmp_path: Path, supervised_data: Path, tiny_model: Path
+) -> None:
+    output = tmp_path / "out"
+    process = start_training(
+        output, "--type", "supervised", "--data", supervised_data, "--base-model", tiny_model,
+        "--epochs", "500", "--save-every", "2", "--max-audio-seconds", "1.0",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (output / "checkpoint-2" / "trainer_state.json").is_file():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143
+    last_line = stderr.decode().strip().splitlines()[-1]
+    assert last_line == "error: stopped by SIGTERM; checkpoints written so far are kept"
+    checkpoints = sorted(output.glob("checkpoint-*"))
+    assert checkpoints and all(not resume_problems(folder) for folder in checkpoints if folder.suffix != ".partial")
+    assert not (output / "final").exists()
+    assert parse_events(stdout) and (output / "metrics.jsonl").read_text()  # the partial log stays too
+
+
+def test_a_non_finite_loss_stops_before_the_weights_change(
+    tmp_path: Path, supervised_data: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A numerical blow-up (forced here at the third step) ends the run with exit 1 and the reason, and
+    the checkpoint before it stays intact."""
+    import torch
+
+    from tunelab.training import objectives
+    from tunelab.training.train import main
+
+    calls = {"train": 0}
+    real_loss = objectives.supervised_loss
+
+    def blowing_up(model: object, batch: object, pad: int, weighted: bool = True) -> torch.Tensor:
+        loss = real_loss(model, batch, pad, weighted)  # type: ignore[arg-type]
+        if weighted:
+            calls["train"] += 1
+            if calls["train"] == 3:
+                return loss * torch.tensor(float("nan"))
+        return loss
+
+    monkeypatch.setattr(objectives, "supervised_loss", blowing_up)
+    output = tmp_path / "out"
+    status = main([
+        "--type", "supervised", "--data", str(supervised_data), "--base-model", str(tiny_model),
+        "--output-dir", str(output), "--epochs", "3", "--save-every", "2", "--max-audio-seconds", "1.0",
+        "--eval-fraction", "0",
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.strip().splitlines()[-1] == "error: loss became nan at step 3; try a lower learning rate"
+    assert not resume_problems(output / "checkpoint-2")
+    assert not (output / "checkpoint-3").exists() and not (output / "final").exists()
+    from safetensors.torch import load_file
+
+    saved = load_file(str(output / "checkpoint-2" / "adapter_model.safetensors"))
+    assert all(torch.isfinite(tensor).all() for tensor in saved.values())

@@ -50,13 +50,23 @@ class Run:
         return strip_events(self.stdout).decode()
 
 
-def run_training(output_dir: Path, *args: str | Path) -> Run:
-    """Run the trainer as a real subprocess, the way the server does."""
+def _command(output_dir: Path, args: tuple[str | Path, ...]) -> tuple[list[str], dict[str, str]]:
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     env |= {"NO_COLOR": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "tunelab.training", "--output-dir", str(output_dir), *map(str, args)]
+    return [sys.executable, "-m", "tunelab.training", "--output-dir", str(output_dir), *map(str, args)], env
+
+
+def run_training(output_dir: Path, *args: str | Path) -> Run:
+    """Run the trainer as a real subprocess, the way the server does."""
+    command, env = _command(output_dir, args)
     done = subprocess.run(command, capture_output=True, env=env, timeout=300, check=False)
     return Run(done.returncode, done.stdout, done.stderr.decode(), output_dir)
+
+
+def start_training(output_dir: Path, *args: str | Path) -> subprocess.Popen[bytes]:
+    """Start the trainer and return at once, for tests that stop it midway."""
+    command, env = _command(output_dir, args)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def write_tone(path: Path, frequency: float, seconds: float = 1.0, rate: int = 16_000, channels: int = 1) -> Path:
@@ -78,6 +88,6 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
 
 
 SUPERVISED_ARGS = (
-    "--epochs", "12", "--batch-size", "2", "--learning-rate", "1e-2", "--lora-r", "8", "--lora-alpha", "16",
+    "--epochs", "12", "--batch-size", "2", "--learning-rate", "3e-2", "--lora-r", "8", "--lora-alpha", "16",
     "--eval-fraction", "0.2", "--save-every", "6", "--max-audio-seconds", "1.0", "--seed", "7",
 )  # fmt: skip
