@@ -190,3 +190,11 @@ def test_resumed_metrics_log_keeps_the_steps_before_the_checkpoint(tmp_path: Pat
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3, 4]
     MetricsLog(path, console)
     assert path.read_text() == ""
+
+
+def test_a_local_base_model_is_recorded_by_its_absolute_path(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunelab.training.model import load_base_model
+
+    monkeypatch.chdir(tiny_model.parent)
+    base = load_base_model(f"./{tiny_model.name}")
+    assert base.model_id == str(tiny_model.resolve())

@@ -177,12 +177,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_training_config(args: TrainingArgs, base_config_sha256: str, extra: dict[str, Any]) -> Path:
+def write_training_config(
+    args: TrainingArgs, base_model_id: str, base_config_sha256: str, extra: dict[str, Any]
+) -> Path:
     """training_config.json: everything needed to know what produced the adapters next to it."""
     config = {
         "training_type": args.training_type,
         "hyperparameters": hparams_dict(args.hparams),
-        "base_model": {"id": args.base_model, "config_sha256": base_config_sha256},
+        "base_model": {"id": base_model_id, "config_sha256": base_config_sha256},
         "dataset": {"path": str(args.data.resolve()), "sha256": file_sha256(args.data)},
         "resume_from": str(args.resume_from) if args.resume_from else None,
         "library_versions": {name: _version(name) for name in _LIBRARIES} | {"python": platform.python_version()},

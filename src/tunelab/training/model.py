@@ -64,7 +64,9 @@ def load_base_model(name: str) -> BaseModel:
     # forward(labels=...) shifts labels right with the start token; older exports leave it unset
     if decoder_config.decoder_start_token_id is None:
         decoder_config.decoder_start_token_id = decoder_config.bos_token_id
-    return BaseModel(model, processor, name, _config_sha256(folder, model))
+    # a local folder is recorded by its absolute path, so the provenance does not depend on where the run started
+    model_id = str(folder.resolve()) if folder.exists() else name
+    return BaseModel(model, processor, model_id, _config_sha256(folder, model))
 
 
 def _check_local_folder(folder: Path) -> None:

@@ -137,6 +137,7 @@ def train(args: TrainingArgs, console: Console) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     write_training_config(
         args,
+        base.model_id,
         base.config_sha256,
         {"device": str(device), "train_examples": len(train_set), "eval_examples": len(eval_set)},
     )
