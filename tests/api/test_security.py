@@ -73,7 +73,20 @@ def test_a_browser_posting_a_form_to_a_page_from_another_site_gets_the_error_pag
 def test_a_host_name_we_do_not_serve_is_400(app) -> None:
     with TestClient(app, base_url="http://rebound.evil.example") as client:
         response = client.get("/api/health")
+        page = client.get("/experiments", headers={"accept": "text/html"})
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_host"
+    assert response.json()["error"]["details"] == {"host": "rebound.evil.example"}
+    assert page.status_code == 400
+    assert 'data-testid="error-page"' in page.text and "invalid_host" in page.text
+
+
+@pytest.mark.parametrize("host", ["", "bad host:80", "localhost:notaport", "localhost.evil.example"])
+def test_a_missing_or_malformed_host_is_400(app, host: str) -> None:
+    with TestClient(app) as client:
+        response = client.get("/api/health", headers={"host": host})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_host"
 
 
 @pytest.mark.parametrize("base_url", ["http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000"])

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunelab.api.errors import respond
@@ -64,7 +63,42 @@ class SameOriginMiddleware:
         await self.app(scope, receive, send)
 
 
+def host_name(host: str) -> str | None:
+    """The name in a Host header, lowercased, without port or IPv6 brackets; None when it is not a host."""
+    try:
+        parsed = urlsplit(f"//{host}")
+        parsed.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    return parsed.hostname or None
+
+
+class TrustedHostMiddleware:
+    """400 `invalid_host`, in the usual error envelope (or page), for a Host header naming a host we do not serve."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]):
+        self.app = app
+        self.allowed = {name.strip("[]").lower() for name in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            if host_name(host) not in self.allowed:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                response = respond(
+                    Request(scope, receive), 400, "invalid_host",
+                    f"this server does not answer to the host name {host!r}; add it to TUNELAB_ALLOWED_HOSTS "
+                    "if it is yours",
+                    {"host": host},
+                )  # fmt: skip
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SameOriginMiddleware)
     # Added last, so it runs first: a request for a host we do not serve goes no further.
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)
+    app.add_middleware(TrustedHostMiddleware, allowed=allowed_hosts(settings))
