@@ -28,18 +28,26 @@ def allowed_hosts(settings: Settings) -> list[str]:
     return sorted({*LOCAL_HOSTS, own, *settings.allowed_hosts})
 
 
+def split_host(host: str) -> tuple[str, int | None] | None:
+    """(name, port) of a Host header, the name lowercased without IPv6 brackets; None when it is not a host."""
+    parsed = urlsplit(f"//{host}")
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    return (parsed.hostname, port) if parsed.hostname else None
+
+
 def same_origin(origin: str, host: str) -> bool:
     """Whether a browser's Origin header names the site at `host` (the Host header), default ports included."""
-    parsed = urlsplit(origin)
-    if parsed.scheme not in _DEFAULT_PORTS or not parsed.hostname:
+    scheme, _, origin_host = origin.partition("://")
+    if scheme not in _DEFAULT_PORTS:
         return False  # "null" (sandboxed frames, file://) and anything that is not a web origin
-    served = urlsplit(f"//{host}")
-    try:
-        origin_port, served_port = parsed.port, served.port
-    except ValueError:
+    origin_site, served = split_host(origin_host), split_host(host)
+    if origin_site is None or served is None:
         return False
-    default = _DEFAULT_PORTS[parsed.scheme]
-    return (parsed.hostname, origin_port or default) == (served.hostname, served_port or default)
+    default = _DEFAULT_PORTS[scheme]
+    return (origin_site[0], origin_site[1] or default) == (served[0], served[1] or default)
 
 
 class SameOriginMiddleware:
@@ -63,16 +71,6 @@ class SameOriginMiddleware:
         await self.app(scope, receive, send)
 
 
-def host_name(host: str) -> str | None:
-    """The name in a Host header, lowercased, without port or IPv6 brackets; None when it is not a host."""
-    try:
-        parsed = urlsplit(f"//{host}")
-        parsed.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    return parsed.hostname or None
-
-
 class TrustedHostMiddleware:
     """400 `invalid_host`, in the usual error envelope (or page), for a Host header naming a host we do not serve."""
 
@@ -83,7 +81,8 @@ class TrustedHostMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             host = Headers(scope=scope).get("host", "")
-            if host_name(host) not in self.allowed:
+            site = split_host(host)
+            if site is None or site[0] not in self.allowed:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
