@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,9 +111,9 @@ def test_an_error_after_the_transaction_already_ended_is_the_one_raised(db: Data
 def test_batch_insert_and_history_round_trip(db: Database) -> None:
     n = 50_000
     with db.transaction() as con:
-        inserted = metric_store.insert_batch(
-            con, ["r1"] * n, ["loss" if i % 2 else "acc" for i in range(n)], [i // 2 for i in range(n)],
-            [float(i) for i in range(n)], [datetime(2026, 1, 1)] * n,
+        inserted = metric_store.insert_run_points(
+            con, "r1", ["loss" if i % 2 else "acc" for i in range(n)], [i // 2 for i in range(n)],
+            [float(i) for i in range(n)], [datetime(2026, 1, 1)] * n, default_ts=datetime(2026, 1, 2),
         )  # fmt: skip
     assert inserted == n
     with db.read() as con:
@@ -126,28 +125,13 @@ def test_batch_insert_and_history_round_trip(db: Database) -> None:
     assert "missing" not in history
 
 
-HOLDER = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("ready", flush=True)
-sys.stdin.readline()
-"""
-
-
-def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path, hold_db: Callable[[Path], None]) -> None:
     path = tmp_path / "held.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StoreBusy) as caught:
-            Database(path)
-        assert caught.value.code == "store_locked" and caught.value.status == 503
-        assert "another process" in caught.value.message
-    finally:
-        holder.kill()
-        holder.wait()
+    hold_db(path)
+    with pytest.raises(StoreBusy) as caught:
+        Database(path)
+    assert caught.value.code == "store_locked" and caught.value.status == 503
+    assert "another process" in caught.value.message
 
 
 def _scan_types(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> str:

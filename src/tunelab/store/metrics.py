@@ -18,25 +18,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def insert_batch(
-    con: Connection,
-    run_ids: list[str],
-    keys: list[str],
-    steps: list[int],
-    values: list[float],
-    ts: list[datetime],
-) -> int:
-    """Insert many points in one statement (row-by-row inserts run ~1000x slower in DuckDB)."""
-    import pyarrow as pa  # imported here: the ops script and CLI start faster without it
-
-    table = pa.Table.from_arrays(
-        [pa.array(run_ids), pa.array(keys), pa.array(steps, pa.int64()), pa.array(values, pa.float64()),
-         pa.array(ts, pa.timestamp("us"))],
-        names=["run_id", "key", "step", "value", "ts"],
-    )  # fmt: skip
-    return insert_table(con, table)
-
-
 def insert_run_points(
     con: Connection,
     run_id: str,
@@ -46,9 +27,10 @@ def insert_run_points(
     stamps: list[datetime | None],
     default_ts: datetime,
 ) -> int:
-    """One run's points in one statement; the run id and the time of stampless points go in as parameters,
-    not as 10,000-element columns (that Arrow conversion cost more than the insert's index work)."""
-    import pyarrow as pa
+    """One run's points in one statement (row-by-row inserts run ~1000x slower in DuckDB); the run id and the
+    time of stampless points go in as parameters, not as 10,000-element columns (that Arrow conversion cost more
+    than the insert's index work)."""
+    import pyarrow as pa  # imported here: the ops script and CLI start faster without it
 
     ts_type = pa.timestamp("us")
     ts = pa.nulls(len(keys), ts_type) if stamps.count(None) == len(stamps) else pa.array(stamps, ts_type)
