@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,32 @@ def _no_tunelab_env() -> Iterator[None]:
         for var in [var for var in os.environ if is_tunelab_env(var)]:
             patch.delenv(var)
         yield
+
+
+_HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def hold_db() -> Iterator[Callable[[Path], None]]:
+    """hold_db(path): another process opens the DuckDB file at `path` and keeps its lock until the test ends."""
+    holders: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path) -> None:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        holders.append(holder)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

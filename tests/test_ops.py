@@ -423,31 +423,15 @@ def test_an_unexpected_failure_is_internal_error_on_one_json_line(tmp_path: Path
     assert "FileExistsError" in error["message"]
 
 
-HOLDER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-print("ready", flush=True)
-sys.stdin.readline()
-"""
-
-
-def test_a_server_that_holds_the_db_but_does_not_answer_is_server_unavailable(tmp_path: Path) -> None:
+def test_a_server_that_holds_the_db_but_does_not_answer_is_server_unavailable(
+    tmp_path: Path, hold_db: Callable[[Path], None]
+) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     url = f"http://127.0.0.1:{free_port()}"
     (data_dir / f"{DB_NAME}.server.json").write_text(json.dumps({"url": url, "pid": 1, "db": "x"}))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(data_dir / DB_NAME)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        error = assert_error(run_ops(data_dir, {"op": "list_experiments"}), "server_unavailable")
-    finally:
-        holder.kill()
-        holder.wait()
+    hold_db(data_dir / DB_NAME)
+    error = assert_error(run_ops(data_dir, {"op": "list_experiments"}), "server_unavailable")
     assert error["details"]["url"] == url
 
 
