@@ -244,7 +244,6 @@ document.addEventListener("alpine:init", () => {
     exp: null,
     runs: [],
     loading: true,
-    notFound: false,
     loadError: "",
     selected: [],
     comparison: null,
@@ -265,12 +264,7 @@ document.addEventListener("alpine:init", () => {
         this.selected = this.selected.filter((id) => known.has(id));
         document.title = `${data.name} · TuneLab`;
       } catch (err) {
-        if (err.status === 404) {
-          this.notFound = true;
-          document.title = "Experiment not found · TuneLab";
-        } else {
-          this.loadError = `Could not load the experiment: ${describeError(err)}`;
-        }
+        this.loadError = `Could not load the experiment: ${describeError(err)}`;
       } finally {
         this.loading = false;
       }
