@@ -131,6 +131,11 @@ def parse_args(argv: list[str] | None = None) -> TrainingArgs:
     )
 
 
+def pickle_files(folder: Path) -> list[str]:
+    """Names of the files in `folder` that would need unpickling to load (which TuneLab never does)."""
+    return sorted(path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
+
+
 def resume_problems(folder: Path) -> list[str]:
     """Why `folder` cannot be resumed from; checked before a model is loaded, so PEFT never falls back to
     a pickled adapter_model.bin."""
@@ -139,7 +144,7 @@ def resume_problems(folder: Path) -> list[str]:
     missing = [name for name in RESUMABLE_FILES if not (folder / name).is_file()]
     if not missing:
         return []
-    pickles = sorted(path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    pickles = pickle_files(folder)
     found = f"; it has pickle files ({', '.join(pickles)}), which TuneLab never loads" if pickles else ""
     return [f"--resume-from {folder} is not a resumable checkpoint: missing {', '.join(missing)}{found}"]
 

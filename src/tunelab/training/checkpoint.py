@@ -133,7 +133,7 @@ def load_checkpoint(folder: Path, optimizer: Any, scheduler: Any, param_names: l
     optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
     scheduler.load_state_dict(plain["scheduler"])
     torch.set_rng_state(tensors["rng/torch"])
-    cuda_states = [tensors[f"rng/cuda/{i}"] for i in range(len(tensors)) if f"rng/cuda/{i}" in tensors]
+    cuda_states = [tensors[f"rng/cuda/{i}"] for i in range(sum(key.startswith("rng/cuda/") for key in tensors))]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
     saved = json.loads((folder / TRAINER_STATE).read_text())
@@ -178,14 +178,14 @@ def file_sha256(path: Path) -> str:
 
 
 def write_training_config(
-    args: TrainingArgs, base_model_id: str, base_config_sha256: str, extra: dict[str, Any]
+    args: TrainingArgs, base_model_id: str, base_config_sha256: str, dataset_sha256: str, extra: dict[str, Any]
 ) -> Path:
     """training_config.json: everything needed to know what produced the adapters next to it."""
     config = {
         "training_type": args.training_type,
         "hyperparameters": hparams_dict(args.hparams),
         "base_model": {"id": base_model_id, "config_sha256": base_config_sha256},
-        "dataset": {"path": str(args.data.resolve()), "sha256": file_sha256(args.data)},
+        "dataset": {"path": str(args.data.resolve()), "sha256": dataset_sha256},
         "resume_from": str(args.resume_from) if args.resume_from else None,
         "library_versions": {name: _version(name) for name in _LIBRARIES} | {"python": platform.python_version()},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tunelab.training.args import PICKLE_SUFFIXES, Hyperparameters
+from tunelab.training.args import Hyperparameters, pickle_files
 from tunelab.training.errors import InputError
 
 _DECODER_LAYERS = r".*decoder\.model\.decoder\.layers\.\d+\."
@@ -74,7 +74,7 @@ def _check_local_folder(folder: Path) -> None:
         raise InputError(f"base model {folder} is not a folder")
     if any(folder.glob("*.safetensors")):
         return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    pickles = pickle_files(folder)
     if pickles:
         raise InputError(
             f"base model folder {folder} has only pickle weights ({', '.join(pickles)}); "

@@ -125,11 +125,12 @@ def train(args: TrainingArgs, console: Console) -> None:
         with autocast(device):
             objective.score_reference(model, examples, hp.batch_size)
 
+    dataset_sha256 = file_sha256(args.data)
     identity = {
         "training_type": args.training_type,
         "hyperparameters": hparams_dict(hp),
         "base_model_config_sha256": base.config_sha256,
-        "dataset_sha256": file_sha256(args.data),
+        "dataset_sha256": dataset_sha256,
     }
     loop = _Loop(args, console, model, objective, device, train_set, eval_set, identity)
     if args.resume_from is not None:
@@ -139,6 +140,7 @@ def train(args: TrainingArgs, console: Console) -> None:
         args,
         base.model_id,
         base.config_sha256,
+        dataset_sha256,
         {"device": str(device), "train_examples": len(train_set), "eval_examples": len(eval_set)},
     )
     loop.run()
