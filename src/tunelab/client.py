@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import Any, TypeVar
@@ -165,8 +166,13 @@ class HttpTracker:
     def find_by_input_artifacts(self, artifact_ids: list[str]) -> list[Experiment]:
         if not artifact_ids:  # as the store answers; the route needs at least one id
             return []
-        answer = self._call("GET", "/api/experiments/by-input-artifacts", params={"artifact_id": artifact_ids})
-        if not isinstance(answer, list):
-            raise BadServerResponse(f"The server at {self.base_url} answered with JSON that is not a list",
-                                    details={"url": self.base_url})  # fmt: skip
-        return [self._model(Experiment, item) for item in answer]
+        found: list[Experiment] = []
+        for page in itertools.count(1):
+            params = {"artifact_id": artifact_ids, "page": page, "page_size": 500}
+            answer = self._model(
+                Page[Experiment], self._call("GET", "/api/experiments/by-input-artifacts", params=params)
+            )
+            found += answer.items
+            if not answer.items or len(found) >= answer.total:
+                return found
+        raise AssertionError("unreachable")

@@ -71,7 +71,7 @@ def test_validation_failure_is_422_listing_each_problem(client, api) -> None:
 
 def test_malformed_json_body_is_422(client, api) -> None:
     response = client.post("/api/experiments", content=b"{not json", headers={"content-type": "application/json"})
-    api.error(response, 422, "validation_error")
+    api.error(response, 422, "invalid_json")
 
 
 def test_bad_query_parameter_is_422(client, api) -> None:

@@ -412,10 +412,19 @@ def test_unarchive_sets_draft(client, api) -> None:
     assert [i["id"] for i in api.get("/api/experiments")["items"]] == [exp["id"]]
 
 
-def test_unarchive_of_a_non_archived_experiment_is_409(client, api) -> None:
+def test_unarchiving_an_experiment_that_is_not_archived_changes_nothing(client, api) -> None:
     exp = api.experiment("active")
-    api.error(client.post(f"/api/experiments/{exp['id']}/unarchive"), 409, "experiment_not_archived")
-    assert api.get(f"/api/experiments/{exp['id']}")["status"] == "draft"
+    client.post(f"/api/experiments/{exp['id']}/status", json={"status": "running"})
+    before = api.get(f"/api/experiments/{exp['id']}")
+
+    response = client.post(f"/api/experiments/{exp['id']}/unarchive")
+
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["updated_at"]) == ("running", before["updated_at"])
+    # And unarchiving twice is as harmless as archiving twice.
+    client.post(f"/api/experiments/{exp['id']}/archive")
+    first, second = (client.post(f"/api/experiments/{exp['id']}/unarchive").json() for _ in range(2))
+    assert first["status"] == second["status"] == "draft" and first["updated_at"] == second["updated_at"]
 
 
 @pytest.mark.parametrize("path", ["archive", "unarchive"])
@@ -431,7 +440,7 @@ def test_archived_experiments_start_no_runs(client, api) -> None:
     response = client.post(f"/api/experiments/{exp['id']}/runs", json={"external": True})
 
     api.error(response, 409, "experiment_archived")
-    assert api.get(f"/api/experiments/{exp['id']}/runs") == []
+    assert api.get(f"/api/experiments/{exp['id']}/runs")["items"] == []
     assert api.get(f"/api/experiments/{exp['id']}")["status"] == "archived"
 
 
@@ -568,10 +577,14 @@ def test_by_input_artifacts_finds_experiments_using_any_of_them(client, api) -> 
     def find(*ids: str) -> list[str]:
         response = client.get("/api/experiments/by-input-artifacts", params={"artifact_id": list(ids)})
         assert response.status_code == 200
-        return [e["id"] for e in response.json()]
+        page = response.json()
+        assert page["total"] == len(page["items"]) and (page["page"], page["page_size"]) == (1, 50)
+        return [e["id"] for e in page["items"]]
 
     assert find(a["id"]) == [uses_ab["id"], uses_a["id"]]
     assert find(b["id"]) == [uses_ab["id"]]  # an output is not an input
     assert find(b["id"], c["id"]) == [uses_c["id"], uses_ab["id"]]
     assert find("ghost") == []
+    second = api.get("/api/experiments/by-input-artifacts", artifact_id=a["id"], page=2, page_size=1)
+    assert ([e["id"] for e in second["items"]], second["total"]) == ([uses_a["id"]], 2)
     api.error(client.get("/api/experiments/by-input-artifacts"), 422, "validation_error")

@@ -1,4 +1,4 @@
-"""Metric summaries: final value at the highest step, best by the key's goal."""
+"""Metric goals and summaries: final value at the highest step, best by the key's goal (or none)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,101 @@ from datetime import datetime
 
 import pytest
 
-from tunelab.domain.runs import (
+from tunelab.domain.metrics import (
+    KeyStats,
     MetricColumns,
+    MetricGoal,
+    append_stats,
+    appends_to,
+    batch_stats,
     best_of_runs,
+    default_goal,
     final_loss,
-    merge_summaries,
-    metric_goal,
     parse_metric_batch,
+    ranked,
     summarise,
 )
 
 
-def test_goal_minimises_losses_and_errors_only() -> None:
-    assert [metric_goal(k) for k in ("loss", "eval_loss", "Error_rate", "accuracy", "reward_margin")] == [
-        "min", "min", "min", "max", "max",
+def columns(keys: list[str], steps: list[int], values: list[float]) -> MetricColumns:
+    return MetricColumns(keys, steps, values, [None] * len(keys))
+
+
+@pytest.mark.parametrize(
+    ("key", "goal"),
+    [
+        ("loss", "min"), ("eval_loss", "min"), ("train/loss", "min"), ("Error_rate", "min"), ("val_error", "min"),
+        ("best_eval_loss", "min"), ("wer", "min"), ("perplexity", "min"),
+        ("accuracy", "max"), ("reward_accuracy", "max"), ("train_reward_accuracy", "max"), ("reward_margin", "max"),
+        ("val_acc", "max"), ("score", "max"), ("bleu", "max"), ("f1", "max"),
+        ("lr", "none"), ("learning_rate", "none"), ("grad_norm", "none"), ("epoch", "none"), ("chosen_logp", "none"),
+        ("rejected_logp", "none"), ("best_step", "none"), ("steps", "none"), ("runtime_seconds", "none"),
+        ("train_examples", "none"), ("throughput", "none"), ("bleurt_variant", "none"),
+    ],
+)  # fmt: skip
+def test_default_goals_follow_the_key(key: str, goal: str) -> None:
+    assert default_goal(key) == goal
+
+
+def test_batch_stats_keep_count_extremes_and_the_value_at_the_last_step() -> None:
+    stats = batch_stats(columns(["loss", "loss", "loss", "acc", "acc"], [0, 5, 3, 0, 1], [2.0, 1.5, 0.9, 0.1, 0.7]))
+    assert stats["loss"] == KeyStats(count=3, min=0.9, max=2.0, first_step=0, last_step=5, last_value=1.5)
+    assert stats["acc"] == KeyStats(count=2, min=0.1, max=0.7, first_step=0, last_step=1, last_value=0.7)
+
+
+def test_a_resent_point_in_one_batch_keeps_the_last_one_sent() -> None:
+    batch = columns(["loss", "loss", "acc", "loss"], [1, 2, 1, 1], [0.9, 0.8, 0.5, 0.7]).deduplicated()
+    assert list(zip(batch.keys, batch.steps, batch.values, strict=True)) == [
+        ("loss", 2, 0.8), ("acc", 1, 0.5), ("loss", 1, 0.7),
     ]  # fmt: skip
+    unique = columns(["a", "b"], [1, 1], [1.0, 2.0])
+    assert unique.deduplicated() is unique
 
 
-def test_summarise_takes_highest_step_and_best_by_goal() -> None:
-    summary = summarise(
-        ["loss", "loss", "loss", "acc", "acc", "loss"], [0, 5, 3, 0, 1, 5], [2.0, 1.5, 0.9, 0.1, 0.7, 1.2]
-    )
-    assert summary["loss"].final == 1.2  # step 5 twice: the later point wins
-    assert summary["loss"].best == 0.9 and summary["loss"].last_step == 5 and summary["loss"].count == 4
-    assert summary["acc"].final == 0.7 and summary["acc"].best == 0.7 and summary["acc"].goal == "max"
+def test_appending_needs_every_key_to_start_after_its_stored_steps() -> None:
+    stored = batch_stats(columns(["loss", "acc"], [10, 4], [0.5, 0.1]))
+    assert appends_to(stored, batch_stats(columns(["loss", "acc", "new"], [11, 5, 0], [0.4, 0.2, 1.0])))
+    assert not appends_to(stored, batch_stats(columns(["loss"], [10], [0.3])))  # step 10 is stored: replaced
+    assert not appends_to(stored, batch_stats(columns(["acc", "acc"], [9, 3], [0.3, 0.3])))
+    merged = append_stats(stored, batch_stats(columns(["loss", "loss"], [20, 12], [0.8, 0.1])))
+    assert merged["loss"] == KeyStats(count=3, min=0.1, max=0.8, first_step=10, last_step=20, last_value=0.8)
+    assert merged["acc"] == stored["acc"]
 
 
-def test_merge_keeps_later_final_and_overall_best() -> None:
-    old = summarise(["loss"], [10], [0.5])
-    late = merge_summaries(old, summarise(["loss"], [20], [0.8]))
-    early = merge_summaries(old, summarise(["loss"], [3], [0.1]))
-    assert (late["loss"].final, late["loss"].best, late["loss"].count) == (0.8, 0.5, 2)
-    assert (early["loss"].final, early["loss"].best, early["loss"].last_step) == (0.5, 0.1, 10)
-    assert final_loss(late) == 0.8
+def test_summaries_pick_best_by_goal_and_experiments_may_override_it() -> None:
+    stats = batch_stats(columns(["loss", "loss", "lr", "custom"], [1, 2, 2, 2], [0.5, 0.7, 1e-4, 3.0]))
+
+    default = summarise(stats, {})
+    assert (default["loss"].final, default["loss"].best, default["loss"].goal) == (0.7, 0.5, "min")
+    assert (default["lr"].best, default["lr"].goal) == (None, "none")  # not ranked: no best
+    assert default["custom"].goal == "none"
+
+    custom = summarise(stats, {"custom": MetricGoal.MAX, "loss": MetricGoal.MAX})
+    assert (custom["custom"].best, custom["loss"].best) == (3.0, 0.7)
+    assert final_loss(stats) == 0.7
 
 
-def test_best_of_runs_respects_each_goal() -> None:
-    a = summarise(["loss", "acc"], [1, 1], [0.4, 0.6])
-    b = summarise(["loss", "acc"], [1, 1], [0.3, 0.5])
-    assert best_of_runs([a, b]) == {"loss": 0.3, "acc": 0.6}
+def test_final_loss_prefers_final_loss_then_loss_then_train_loss() -> None:
+    both = batch_stats(columns(["train_loss", "loss"], [1, 1], [0.3, 0.4]))
+    assert final_loss(both) == 0.4
+    assert final_loss(batch_stats(columns(["train_loss"], [1], [0.3]))) == 0.3
+    assert final_loss(batch_stats(columns(["final_loss", "loss"], [1, 1], [0.2, 0.4]))) == 0.2
+    assert final_loss({}) is None
+
+
+def test_best_of_runs_respects_each_goal_and_skips_unranked_metrics() -> None:
+    a = batch_stats(columns(["loss", "accuracy", "lr"], [1, 1, 1], [0.4, 0.6, 1e-3]))
+    b = batch_stats(columns(["loss", "accuracy", "lr"], [1, 1, 1], [0.3, 0.5, 1e-2]))
+    assert best_of_runs([a, b], {}) == {"accuracy": 0.6, "loss": 0.3}
+    assert best_of_runs([a, b], {"lr": MetricGoal.MIN, "accuracy": MetricGoal.NONE}) == {"loss": 0.3, "lr": 1e-3}
+
+
+def test_ranking_stars_every_tied_run_and_none_for_unranked_goals() -> None:
+    values = {"a": 0.2, "b": 0.5, "c": 0.2, "d": None}
+    assert ranked(values, MetricGoal.MIN) == ["a", "c"]
+    assert ranked(values, MetricGoal.MAX) == ["b"]
+    assert ranked(values, MetricGoal.NONE) == []
+    assert ranked({"a": None}, MetricGoal.MIN) == []
 
 
 @pytest.mark.parametrize(

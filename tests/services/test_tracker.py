@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from tunelab.client import HttpTracker
 from tunelab.domain.artifacts import ArtifactCreate
 from tunelab.domain.experiments import ExperimentCreate, ExperimentFilter, ExperimentStatus, Provenance
-from tunelab.domain.runs import MetricBatch, MetricPoint, RunCreate, RunStatus, RunStatusUpdate
+from tunelab.domain.metrics import MetricBatch, MetricPoint
+from tunelab.domain.runs import RunCreate, RunStatus, RunStatusUpdate
 from tunelab.errors import Conflict, Unprocessable
 from tunelab.services import Services
 from tunelab.services.experiments import ExperimentService
@@ -132,17 +135,16 @@ def test_experiment_status_once_every_run_has_ended(
     assert settled.execution.completed_at is not None
 
 
-def test_concurrent_writers_lose_nothing(services: Services) -> None:
-    experiment = services.experiments.create(ExperimentCreate(name="busy"))
-    run = services.runs.create(experiment.id, RunCreate(external=True))
+def _write_concurrently(services: Services, run_id: str, step_of: Callable[[int, int, int], int]) -> None:
+    """Six threads send ten batches of 100 points each; step_of(worker, batch, i) says which steps."""
     errors: list[BaseException] = []
 
     def writer(worker: int) -> None:
         try:
             for batch in range(10):
-                points = [MetricPoint(key="loss", value=1.0 / (1 + worker + batch + i), step=batch * 100 + i)
+                points = [MetricPoint(key="loss", value=1.0 / (1 + worker + batch + i), step=step_of(worker, batch, i))
                           for i in range(100)]  # fmt: skip
-                services.runs.ingest(run.id, MetricBatch(points=points))
+                services.runs.ingest(run_id, MetricBatch(points=points))
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -152,7 +154,30 @@ def test_concurrent_writers_lose_nothing(services: Services) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    metrics = services.runs.metrics(run.id)
-    assert len(metrics.series["loss"]) == 6 * 10 * 100
+
+
+def test_concurrent_writers_lose_nothing(services: Services) -> None:
+    experiment = services.experiments.create(ExperimentCreate(name="busy"))
+    run = services.runs.create(experiment.id, RunCreate(external=True))
+
+    _write_concurrently(services, run.id, lambda worker, batch, i: worker * 1000 + batch * 100 + i)
+
+    series = json.loads(services.runs.metrics(run.id))["series"]["loss"]
+    assert [p["step"] for p in series] == sorted(w * 1000 + s for w in range(6) for s in range(1000))
     assert services.runs.get(run.id).metrics_summary["loss"].count == 6000
     assert services.experiments.get(experiment.id).best_metrics["loss"] == pytest.approx(1.0 / (1 + 5 + 9 + 99))
+
+
+def test_concurrent_writers_of_the_same_steps_leave_one_point_per_step(services: Services) -> None:
+    experiment = services.experiments.create(ExperimentCreate(name="retries"))
+    run = services.runs.create(experiment.id, RunCreate(external=True))
+
+    _write_concurrently(services, run.id, lambda worker, batch, i: batch * 100 + i)
+
+    series = json.loads(services.runs.metrics(run.id))["series"]["loss"]
+    assert [p["step"] for p in series] == list(range(1000))
+    # Each stored value is one that some worker sent for that step.
+    sent = {b * 100 + i: {1.0 / (1 + w + b + i) for w in range(6)} for b in range(10) for i in range(100)}
+    assert all(p["value"] in sent[p["step"]] for p in series)
+    summary = services.runs.get(run.id).metrics_summary["loss"]
+    assert summary.count == 1000 and summary.best == min(p["value"] for p in series)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from tunelab.domain.metrics import MetricColumns
 from tunelab.errors import StoreBusy
 from tunelab.store import Database, migrations
 from tunelab.store import metrics as metric_store
@@ -108,21 +110,53 @@ def test_an_error_after_the_transaction_already_ended_is_the_one_raised(db: Data
         con.execute("INSERT INTO artifacts (id, type, uri, created_at) VALUES ('b', 'audio', 'x', now())")
 
 
-def test_batch_insert_and_history_round_trip(db: Database) -> None:
-    n = 50_000
+def _running_run(db: Database, run_id: str) -> None:
     with db.transaction() as con:
-        inserted = metric_store.insert_run_points(
-            con, "r1", ["loss" if i % 2 else "acc" for i in range(n)], [i // 2 for i in range(n)],
-            [float(i) for i in range(n)], [datetime(2026, 1, 1)] * n, default_ts=datetime(2026, 1, 2),
-        )  # fmt: skip
+        con.execute(
+            "INSERT INTO experiments (id, name, status, created_at, updated_at) VALUES ('e', 'e', 'running', now(), now())"
+        )
+        con.execute("INSERT INTO runs (id, experiment_id, name, status, created_at) VALUES (?, 'e', ?, 'running', now())",
+                    [run_id, run_id])  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [50_000, 40])  # through Arrow, and as list parameters
+def test_batch_insert_and_history_round_trip(db: Database, n: int) -> None:
+    _running_run(db, "r1")
+    batch = MetricColumns(
+        ["loss" if i % 2 else "acc" for i in range(n)],
+        [i // 2 for i in range(n)],
+        [float(i) for i in range(n)],
+        [datetime(2026, 1, 1)] * (n - 1) + [None],
+    )
+    with db.write() as con:
+        inserted = metric_store.insert_points(con, "r1", batch, default_ts=datetime(2026, 1, 2))
     assert inserted == n
     with db.read() as con:
-        history = metric_store.history(con, ["r1", "missing"], "loss")
-        series = metric_store.series(con, "r1", ["acc"])
-    steps, values = history["r1"]
-    assert len(steps) == n // 2 and steps == sorted(steps) and values[0] == 1.0
-    assert list(series) == ["acc"] and len(series["acc"]) == n // 2
-    assert "missing" not in history
+        history = metric_store.history_json(con, ["r1", "missing"], "loss")
+        series = metric_store.series_json(con, "r1", ["acc"], None, n)
+        stats = metric_store.run_stats(con, ["r1", "missing"])
+    columns = json.loads(history["r1"])
+    assert (
+        len(columns["steps"]) == n // 2 and columns["steps"] == sorted(columns["steps"]) and columns["values"][0] == 1.0
+    )
+    text, last, total = series["acc"]
+    points = json.loads(text)
+    assert list(series) == ["acc"] and len(points) == total == n // 2 and last == n // 2 - 1
+    assert points[0] == {"step": 0, "value": 0.0, "ts": "2026-01-01T00:00:00Z"}
+    assert "missing" not in history and "missing" not in stats
+    assert stats["r1"]["loss"].count == n // 2 and stats["r1"]["loss"].last_value == float(n - 1)
+
+
+def test_a_batch_for_a_run_that_is_not_running_inserts_nothing(db: Database) -> None:
+    _running_run(db, "r1")
+    with db.write() as con:
+        con.execute("UPDATE runs SET status = 'completed'")
+        for n in (3, 600):
+            batch = MetricColumns(["loss"] * n, list(range(n)), [1.0] * n, [None] * n)
+            assert metric_store.insert_points(con, "r1", batch, default_ts=datetime(2026, 1, 2)) == 0
+            assert metric_store.insert_points(con, "ghost", batch, default_ts=datetime(2026, 1, 2)) == 0
+    with db.read() as con:
+        assert con.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
 
 
 def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path, hold_db: Callable[[Path], None]) -> None:

@@ -1,12 +1,13 @@
-"""Dependency aliases for routes."""
+"""Dependency aliases and path parameters for routes."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from tunelab.config import Settings
+from tunelab.domain.common import ID_REGEX
 from tunelab.services import Services
 
 
@@ -22,3 +23,6 @@ def get_settings(request: Request) -> Settings:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ExperimentId = Annotated[str, Path(pattern=ID_REGEX, description="An experiment id (exp-…).")]
+RunId = Annotated[str, Path(pattern=ID_REGEX, description="A run id (run-…).")]
+ArtifactId = Annotated[str, Path(pattern=ID_REGEX, description="An artifact id (art-…).")]

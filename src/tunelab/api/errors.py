@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,11 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tunelab.domain.common import JSON_VALUE_ERRORS
 from tunelab.errors import TuneLabError
 
 log = logging.getLogger("tunelab")
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_HTTP_CODES = {
+    404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
+}  # fmt: skip
 
 
 def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -25,12 +29,30 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
 
 
-def respond(request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
+def respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     if _wants_html(request):
         from tunelab.web import render_error_page
 
-        return render_error_page(request, status, code, message)
-    return JSONResponse(envelope(status, code, message, details), status_code=status)
+        response: Response = render_error_page(request, status, code, message)
+    else:
+        response = JSONResponse(envelope(status, code, message, details), status_code=status)
+    response.headers.update(headers or {})
+    return response
+
+
+def validation_code(errors: list[dict[str, Any]]) -> str:
+    """A body that is not JSON is invalid_json; free-form JSON past its limits is invalid_json_value."""
+    types = {error.get("type") for error in errors}
+    if "json_invalid" in types:
+        return "invalid_json"
+    return "invalid_json_value" if types & JSON_VALUE_ERRORS else "validation_error"
 
 
 def install(app: FastAPI) -> None:
@@ -50,13 +72,18 @@ def install(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['msg']}"
-        return respond(request, 422, "validation_error", message, {"errors": errors})
+        return respond(request, 422, validation_code(errors), message, {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = "No such page or resource" if exc.status_code == 404 else str(exc.detail)
-        return respond(request, exc.status_code, code, message)
+        details: dict[str, Any] = {}
+        if exc.status_code == 413:
+            from tunelab.api.limits import LIMIT_SCOPE_KEY, too_large
+
+            message, details = too_large(request.scope[LIMIT_SCOPE_KEY])
+        return respond(request, exc.status_code, code, message, details, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunelab.api.errors import respond
+from tunelab.api.limits import BodyLimitMiddleware
 from tunelab.config import Settings
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -98,6 +99,7 @@ class TrustedHostMiddleware:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SameOriginMiddleware)
     # Added last, so it runs first: a request for a host we do not serve goes no further.
     app.add_middleware(TrustedHostMiddleware, allowed=allowed_hosts(settings))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
 
-from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
+from pydantic import BaseModel, Field, StringConstraints
+
+from tunelab.domain.common import BigInt, JSONDict, JSONObject, Model, ResourceId, UTCDateTime, ValidUnicode
 
 
 class ArtifactCreate(Model):
     id: ResourceId | None = None
     type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
-    uri: str = Field(min_length=1, max_length=4096)
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=4096), ValidUnicode]
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    size: int | None = Field(default=None, ge=0)
-    metadata: JSONDict = Field(default_factory=dict)
+    size: BigInt | None = Field(default=None, description="Bytes.")
+    metadata: JSONObject = Field(default_factory=dict)
 
 
 class Artifact(BaseModel):

@@ -1,15 +1,29 @@
-"""Shapes shared by every resource."""
+"""Shapes shared by every resource, and the bounds every value the API takes must keep."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+ID_REGEX = ID_PATTERN.pattern
+
+# Free-form JSON (configs, inputs, metadata): deep enough for any real config, far below pydantic-core's
+# serialisation recursion limit (~255), so whatever is accepted can always be answered.
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 256 * 1024
+MAX_INT = 2**63 - 1  # BIGINT, the widest integer column
+MAX_PAGE = 1_000_000
+# Times the API takes, in UTC; a day inside Python's datetime range, so that any UTC offset converts.
+MIN_TIME = datetime(1, 1, 2)
+MAX_TIME = datetime(9999, 12, 30)
 
 
 def utcnow() -> datetime:
@@ -26,8 +40,91 @@ def _iso_utc(value: datetime) -> str:
     return as_naive_utc(value).isoformat() + "Z"
 
 
+def _bounded_time(value: datetime) -> datetime:
+    naive = value.replace(tzinfo=None)
+    offset = value.utcoffset() or timedelta(0)
+    try:
+        utc = naive - offset
+    except OverflowError:
+        utc = MIN_TIME - timedelta(days=1) if offset > timedelta(0) else MAX_TIME + timedelta(days=1)
+    if not MIN_TIME <= utc <= MAX_TIME:
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            "times must lie between {min} and {max} (UTC)",
+            {"min": MIN_TIME.isoformat() + "Z", "max": MAX_TIME.isoformat() + "Z"},
+        )
+    return value
+
+
+_TIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "description": f"ISO 8601; between {MIN_TIME.date()} and {MAX_TIME.date()} UTC.",
+}
 # Every timestamp leaves TuneLab as ISO 8601 with an explicit Z: browsers read naive strings as local time.
 UTCDateTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
+# A time the API takes: UTCDateTime within bounds (out-of-range times are 422, never an overflow inside).
+InputDateTime = Annotated[
+    datetime,
+    AfterValidator(_bounded_time),
+    PlainSerializer(_iso_utc, return_type=str, when_used="json"),
+    WithJsonSchema(_TIME_SCHEMA, mode="validation"),
+]
+PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+BigInt = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+def _check_text(value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PydanticCustomError(
+                "invalid_unicode", "text must be valid Unicode (a lone surrogate at position {position})",
+                {"position": exc.start},
+            ) from None  # fmt: skip
+    return value
+
+
+# Any text the API stores is valid Unicode, so that an answer holding it can always be encoded as UTF-8 JSON.
+# Put it after a type's length constraints (Annotated[str, StringConstraints(...), ValidUnicode]): constraints
+# written after a validator are checked on its output, where stripping no longer counts.
+ValidUnicode = AfterValidator(_check_text)
+Text = Annotated[str, ValidUnicode]
+
+
+def check_json_value(value: Any) -> Any:
+    """`value` if it can be stored and answered as JSON: not nested past MAX_JSON_DEPTH, at most MAX_JSON_BYTES
+    encoded, valid Unicode throughout, finite numbers; else a PydanticCustomError naming the problem."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise PydanticCustomError(
+                    "json_too_deep", "JSON nested deeper than {max_depth} levels", {"max_depth": MAX_JSON_DEPTH}
+                )
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    _check_text(key) if isinstance(key, str) else None
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise PydanticCustomError("json_not_finite", "JSON numbers must be finite (no NaN or Infinity)")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_JSON_BYTES:
+        raise PydanticCustomError(
+            "json_too_large", "JSON of {size} bytes; at most {max_bytes}", {"size": size, "max_bytes": MAX_JSON_BYTES}
+        )
+    return value
+
+
+# Error types of check_json_value and _check_text; the API answers them with their own code.
+JSON_VALUE_ERRORS = {"json_too_deep", "json_not_finite", "json_too_large", "invalid_unicode"}
+JSONObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
 
 
 def _check_id(value: str) -> str:
@@ -36,7 +133,7 @@ def _check_id(value: str) -> str:
     return value
 
 
-ResourceId = Annotated[str, AfterValidator(_check_id)]
+ResourceId = Annotated[str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": ID_REGEX})]
 
 
 class Model(BaseModel):

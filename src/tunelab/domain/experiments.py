@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from tunelab.domain.common import JSONDict, Model, ResourceId, UTCDateTime
-from tunelab.domain.runs import Run
+from tunelab.domain.common import (
+    InputDateTime,
+    JSONDict,
+    JSONObject,
+    Model,
+    PageNumber,
+    ResourceId,
+    UTCDateTime,
+    ValidUnicode,
+)
+from tunelab.domain.metrics import MetricGoal, MetricKey
+from tunelab.domain.runs import TERMINAL_RUN, Run, RunStatus
 
 
 class ExperimentStatus(StrEnum):
@@ -37,35 +50,47 @@ ALLOWED_TRANSITIONS: dict[ExperimentStatus, set[ExperimentStatus]] = {
     ExperimentStatus.ARCHIVED: set(),
 }
 
-ArtifactMap = dict[str, list[ResourceId]]
+ArtifactType = Annotated[str, StringConstraints(min_length=1, max_length=100), ValidUnicode]
+ArtifactMap = Annotated[
+    dict[ArtifactType, Annotated[list[ResourceId], Field(max_length=1000)]],
+    Field(max_length=100, description='Artifact type -> artifact ids, e.g. {"datasets": ["art-…"]}.'),
+]
 # Surrounding whitespace is stripped before the length check: "  x  " is "x", and a name of only spaces is empty.
-ExperimentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ExperimentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode]
+Description = Annotated[str, StringConstraints(max_length=10_000), ValidUnicode]
+ShortText = Annotated[str, StringConstraints(max_length=200), ValidUnicode]
+MetricGoals = Annotated[dict[MetricKey, MetricGoal], Field(max_length=1000)]
 
 
 class Provenance(Model):
-    git_commit: str | None = None
+    git_commit: ShortText | None = None
     git_dirty: bool | None = None
-    engine_version: str | None = None
-    created_at: UTCDateTime | None = None
+    engine_version: ShortText | None = None
+    created_at: InputDateTime | None = None
 
 
 class ExperimentCreate(Model):
     id: ResourceId | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
     name: ExperimentName
-    description: str | None = Field(default=None, max_length=10_000)
-    dataset_id: str | None = None
-    config: JSONDict = Field(default_factory=dict)
+    description: Description | None = None
+    dataset_id: ResourceId | None = None
+    config: JSONObject = Field(default_factory=dict, description="Training defaults for the experiment's runs.")
     inputs: ArtifactMap = Field(default_factory=dict)
     provenance: Provenance | None = None
+    metric_goals: MetricGoals = Field(default_factory=dict, description="Per metric key: min, max or none.")
 
 
 class ExperimentUpdate(Model):
     name: ExperimentName | None = None
-    description: str | None = Field(default=None, max_length=10_000)
-    dataset_id: str | None = None
-    config: JSONDict | None = None
+    description: Description | None = None
+    dataset_id: ResourceId | None = None
+    config: JSONObject | None = None
+    metric_goals: Annotated[dict[MetricKey, MetricGoal | None], Field(max_length=1000)] | None = Field(
+        default=None,
+        description="Merged into the experiment's goals; a key set to null goes back to the default for its name.",
+    )
 
-    @field_validator("name", "config")
+    @field_validator("name", "config", "metric_goals")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Validators run only on fields that were sent: an explicit null would blank a required column.
@@ -75,12 +100,37 @@ class ExperimentUpdate(Model):
 
 
 class StatusUpdate(Model):
-    status: str
-    error: str | None = None
+    status: Annotated[str, StringConstraints(max_length=50), ValidUnicode]
+    error: Description | None = None
 
 
 class ResultsUpdate(Model):
-    outputs: dict[str, ResourceId]
+    outputs: Annotated[dict[ArtifactType, ResourceId], Field(max_length=100)]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: RunStatus
+    ended_at: datetime | None
+    error: str | None
+
+
+def settled_status(runs: Iterable[RunOutcome]) -> tuple[ExperimentStatus, str | None] | None:
+    """The (status, error) an experiment takes once every one of its runs has ended; None while one has not.
+
+    Completed if any run completed; else failed, with the error of the run that failed last, if any failed;
+    else (every run cancelled) cancelled. A run starting makes the experiment running; see RunService.create.
+    """
+    runs = list(runs)
+    if not runs or any(run.status not in TERMINAL_RUN for run in runs):
+        return None
+    if any(run.status is RunStatus.COMPLETED for run in runs):
+        return ExperimentStatus.COMPLETED, None
+    failed = [run for run in runs if run.status is RunStatus.FAILED]
+    if failed:
+        last = max(failed, key=lambda run: run.ended_at or datetime.min)
+        return ExperimentStatus.FAILED, last.error
+    return ExperimentStatus.CANCELLED, None
 
 
 class Execution(BaseModel):
@@ -102,7 +152,8 @@ class Experiment(BaseModel):
     outputs: dict[str, str]
     provenance: Provenance
     execution: Execution
-    best_metrics: dict[str, float]
+    best_metrics: dict[str, float] = Field(description="Per ranked metric (goal min or max), the best of any run.")
+    metric_goals: dict[str, MetricGoal] = Field(description="The goals this experiment sets; other keys use defaults.")
     run_count: int
     created_at: UTCDateTime
     updated_at: UTCDateTime
@@ -112,14 +163,29 @@ class ExperimentDetail(Experiment):
     runs: list[Run] = Field(default_factory=list, description="The experiment's runs, newest first.")
 
 
+class ExperimentSort(StrEnum):
+    """List orders; a leading '-' is descending. Ties are broken by id."""
+
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    NAME = "name"
+    NAME_DESC = "-name"
+    UPDATED = "-updated_at"
+    UPDATED_OLDEST = "updated_at"
+    STATUS = "status"
+    STATUS_DESC = "-status"
+
+
 class ExperimentFilter(Model):
-    status: str | None = None
+    status: ShortText | None = None
     include_archived: bool = False
-    artifact_type: str | None = None
-    git_commit: str | None = None
-    min_created_at: UTCDateTime | None = None
-    max_created_at: UTCDateTime | None = None
-    q: str | None = None
-    page: int = Field(default=1, ge=1)
+    artifact_type: ShortText | None = None
+    git_commit: ShortText | None = None
+    min_created_at: InputDateTime | None = None
+    max_created_at: InputDateTime | None = None
+    q: ShortText | None = None
+    name: ShortText | None = Field(default=None, description="Exactly this name.")
+    sort: ExperimentSort = ExperimentSort.NEWEST
+    page: PageNumber = 1
     page_size: int = Field(default=50, ge=1, le=500)
     limit: int | None = Field(default=None, ge=1, le=500, description="The tracker's limit; overrides page_size.")

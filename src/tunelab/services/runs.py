@@ -2,40 +2,54 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import ExperimentStatus
-from tunelab.domain.runs import (
+from tunelab.domain.experiments import ExperimentStatus, settled_status
+from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
-    TERMINAL_RUN,
     MetricBatch,
     MetricColumns,
+    MetricGoal,
+    appends_to,
+    batch_stats,
+    ranked,
+    summarise,
+)
+from tunelab.domain.metrics import final_loss as final_loss_of
+from tunelab.domain.runs import (
+    TERMINAL_RUN,
     MetricComparison,
     Run,
     RunComparison,
     RunCreate,
-    RunMetrics,
     RunStatus,
     RunStatusUpdate,
-    best_of_runs,
-    merge_summaries,
-    metric_goal,
-    summarise,
 )
 from tunelab.errors import BadRequest, Conflict, NotFound, Unprocessable
-from tunelab.services.experiments import execution_fields, new_id, require
+from tunelab.services.experiments import execution_fields, new_id, not_found
+from tunelab.services.summaries import run_stats, with_summary
 from tunelab.store import experiments as experiment_store
 from tunelab.store import metrics as metric_store
 from tunelab.store import runs as store
 from tunelab.store.db import Connection, Database
 
 MAX_COMPARE = 20
+MAX_HISTORY_RUNS = 100
+DEFAULT_SERIES_LIMIT = 100_000
 
 
-def require_run(con: Connection, run_id: str) -> Run:
-    run = store.get(con, run_id)
-    if run is None:
-        raise NotFound(f"Run {run_id!r} does not exist", code="run_not_found", details={"run_id": run_id})
-    return run
+def run_not_found(run_id: str) -> NotFound:
+    return NotFound(f"Run {run_id!r} does not exist", code="run_not_found", details={"run_id": run_id})
+
+
+def require_run(con: Connection, run_id: str) -> tuple[Run, dict[str, MetricGoal]]:
+    """The run as stored and its experiment's metric goals, or 404."""
+    found = store.get(con, run_id)
+    if found is None:
+        raise run_not_found(run_id)
+    return found
 
 
 class RunService:
@@ -44,7 +58,10 @@ class RunService:
 
     def create(self, experiment_id: str, data: RunCreate) -> Run:
         with self.db.transaction() as con:
-            experiment = require(con, experiment_id)
+            found = experiment_store.get_with_runs(con, experiment_id)
+            if found is None:
+                raise not_found(experiment_id)
+            experiment, names, _ = found
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
@@ -57,122 +74,188 @@ class RunService:
                     '{"external": true}',
                     code="training_unavailable",
                 )
-            name = data.name or next_run_name(con, experiment_id)
-            if store.count_with_name(con, experiment_id, name):
+            name = data.name or next_run_name(names)
+            if name in names:
                 raise Conflict(f"Experiment already has a run named {name!r}", code="run_name_taken")
-            run_id, now = new_id("run"), utcnow()
-            store.insert(
-                con,
-                {"id": run_id, "experiment_id": experiment_id, "name": name, "status": RunStatus.RUNNING.value,
-                 "training_type": data.config.get("training_type"), "external": True, "config": data.config,
-                 "created_at": now, "started_at": now},
+            now = utcnow()
+            training_type = data.config.get("training_type")
+            run = Run(
+                id=new_id("run"), experiment_id=experiment_id, name=name, status=RunStatus.RUNNING,
+                training_type=training_type if isinstance(training_type, str) else None, external=True,
+                config=data.config, inputs={}, error=None, adapter_id=None, final_loss=None, metrics_summary={},
+                created_at=now, started_at=now, completed_at=None,
             )  # fmt: skip
-            if experiment.status is not ExperimentStatus.RUNNING:
+            store.insert(con, _row(run))
+            if experiment.status is not ExperimentStatus.RUNNING:  # a sweep's later runs write nothing more
                 experiment_store.update(
                     con, experiment_id, execution_fields(experiment, ExperimentStatus.RUNNING, None)
                 )
-            return require_run(con, run_id)
+            return run
 
     def get(self, run_id: str) -> Run:
         with self.db.read() as con:
-            return require_run(con, run_id)
-
-    def list_for_experiment(self, experiment_id: str) -> list[Run]:
-        with self.db.read() as con:
-            require(con, experiment_id)
-            return store.list_for_experiment(con, experiment_id)
+            run, goals = require_run(con, run_id)
+            return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), goals)
 
     def set_status(self, run_id: str, update: RunStatusUpdate) -> Run:
+        """End a run (or start a pending one); the experiment settles once every run has ended."""
+        now = utcnow()
         with self.db.transaction() as con:
-            run = require_run(con, run_id)
-            if run.status in TERMINAL_RUN or update.status in (RunStatus.PENDING, run.status):
-                raise Conflict(f"Cannot move run from {run.status.value} to {update.status.value}",
-                               code="invalid_status_transition",
-                               details={"from": run.status.value, "to": update.status.value})  # fmt: skip
-            fields: dict[str, object] = {"status": update.status.value}
-            if update.status is RunStatus.RUNNING:
-                fields["started_at"] = utcnow()
-            else:
-                fields["completed_at"] = utcnow()
-                fields["error"] = update.error if update.status is RunStatus.FAILED else None
-            store.update(con, run_id, fields)
             if update.status in TERMINAL_RUN:
-                self._settle_experiment(con, run.experiment_id)
-            return require_run(con, run_id)
+                error = update.error if update.status is RunStatus.FAILED else None
+                run = store.end(con, run_id, update.status, error, now)
+            else:
+                run = self._start(con, run_id, update.status, now)
+            if run is None:
+                current, _ = require_run(con, run_id)
+                raise Conflict(f"Cannot move run from {current.status.value} to {update.status.value}",
+                               code="invalid_status_transition",
+                               details={"from": current.status.value, "to": update.status.value})  # fmt: skip
+            found = experiment_store.get_with_runs(con, run.experiment_id)
+            assert found is not None, "a run's experiment is never deleted"
+            experiment, _, outcomes = found
+            settled = settled_status(outcomes)
+            if settled and experiment.status is ExperimentStatus.RUNNING:
+                experiment_store.update(con, experiment.id, execution_fields(experiment, *settled))
+            return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), experiment.metric_goals)
+
+    def _start(self, con: Connection, run_id: str, status: RunStatus, now: datetime) -> Run | None:
+        run, _ = require_run(con, run_id)
+        if status is not RunStatus.RUNNING or run.status is not RunStatus.PENDING:
+            return None
+        store.update(con, run_id, {"status": RunStatus.RUNNING.value, "started_at": now})
+        return run.model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
 
     def cancel(self, run_id: str) -> Run:
         return self.set_status(run_id, RunStatusUpdate(status=RunStatus.CANCELLED))
 
     def ingest(self, run_id: str, batch: MetricBatch | MetricColumns) -> int:
-        """Store a batch of points atomically and keep run and experiment summaries current."""
+        """Store a batch atomically; a point sent again for a (key, step) replaces the one stored.
+
+        Appending (every key's steps past those stored: a training loop logging as it goes) is one INSERT; a batch
+        that resends stored steps deletes them first, in one transaction, and its run's stats are computed afresh.
+        """
         points = batch if isinstance(batch, MetricColumns) else MetricColumns.of(batch)
         validate_batch(points)
-        if not points:
-            self.get(run_id)  # an empty batch for an unknown run is still an error
-            return 0
-        fresh = summarise(points.keys, points.steps, points.values)
-        with self.db.transaction() as con:
-            run = require_run(con, run_id)
-            metric_store.insert_run_points(
-                con, run_id, points.keys, points.steps, points.values, points.stamps, default_ts=utcnow()
-            )
-            summary = merge_summaries(run.metrics_summary, fresh)
-            store.update(con, run_id, {"summary": {k: v.model_dump() for k, v in summary.items()}})
-            self._refresh_best_metrics(con, run.experiment_id)
+        points = points.deduplicated()
+        fresh = batch_stats(points)
+        with self.db.write() as con:
+            stats = run_stats(self.db, con, [run_id]).get(run_id)
+            if stats is None:
+                raise run_not_found(run_id)
+            if not points:
+                self._require_running(con, run_id)
+                return 0
+            if appends_to(stats, fresh):
+                if not metric_store.insert_points(con, run_id, points, default_ts=utcnow()):
+                    self._require_running(con, run_id)  # the insert's guard found the run not running: raises
+                    raise AssertionError(f"run {run_id} is running, yet its batch was not inserted")
+                self.db.summaries.appended(run_id, fresh)
+                return len(points)
+            with self.db.transaction():
+                self._require_running(con, run_id)
+                stored = [i for i, (k, s) in enumerate(zip(points.keys, points.steps, strict=True))
+                          if k in stats and s <= stats[k].last_step]  # fmt: skip
+                metric_store.delete_points(con, run_id, [points.keys[i] for i in stored],
+                                           [points.steps[i] for i in stored])  # fmt: skip
+                metric_store.insert_points(con, run_id, points, default_ts=utcnow())
+            self.db.summaries.forget(run_id)
         return len(points)
 
-    def metrics(self, run_id: str, keys: list[str] | None = None) -> RunMetrics:
+    def _require_running(self, con: Connection, run_id: str) -> None:
+        """404 for an unknown run, 409 for one that is not running (a batch is refused whole)."""
+        run, _ = require_run(con, run_id)
+        if run.status in TERMINAL_RUN:
+            raise Conflict(f"Run {run.name!r} has ended ({run.status.value}); it takes no more metrics",
+                           code="run_finished", details={"run_id": run_id, "status": run.status.value})  # fmt: skip
+        if run.status is not RunStatus.RUNNING:
+            raise Conflict(f"Run {run.name!r} has not started; it takes metrics once it runs",
+                           code="run_not_started", details={"run_id": run_id, "status": run.status.value})  # fmt: skip
+
+    def metrics(
+        self,
+        run_id: str,
+        keys: list[str] | None = None,
+        after_step: int | None = None,
+        limit: int = DEFAULT_SERIES_LIMIT,
+        max_points: int | None = None,
+    ) -> bytes:
+        """The run's series (all, or `keys`) as JSON bytes in the RunMetrics shape, built by the database.
+
+        Each series holds the points after `after_step`, at most `limit` of them (`next_after_step` says where a
+        cut series goes on); with `max_points`, each is instead decimated to at most that many points for a chart.
+        """
         with self.db.read() as con:
-            run = require_run(con, run_id)
-            series = metric_store.series(con, run_id, keys)
-        return RunMetrics(
-            run_id=run_id,
-            series=series,
-            summary=run.metrics_summary,
-            final_loss=run.final_loss,
-            adapter_id=run.adapter_id,
-        )
+            run, goals = require_run(con, run_id)
+            stats = run_stats(self.db, con, [run_id]).get(run_id, {})
+            wanted = [key for key in stats if keys is None or key in keys]
+            floor = -1 if after_step is None else after_step
+            spans = {k: (max(stats[k].first_step, floor + 1), stats[k].last_step) for k in wanted}
+            spans = {k: span for k, span in spans.items() if span[0] <= span[1]}
+            dense = {k for k in spans if max_points is None or stats[k].count <= max_points}
+            series: dict[str, str] = {}
+            next_after: dict[str, int] = {}
+            if dense:
+                for key, (text, last, total) in metric_store.series_json(con, run_id, sorted(dense), after_step,
+                                                                         limit).items():  # fmt: skip
+                    series[key] = text
+                    if total > limit:
+                        next_after[key] = last
+            sparse = {k: spans[k] for k in spans if k not in dense}
+            if sparse and max_points:
+                for key, (text, _) in metric_store.downsampled_json(
+                    con, run_id, sparse, max(1, max_points // 2)
+                ).items():
+                    series[key] = text
+        head = {
+            "run_id": run_id,
+            "summary": {k: v.model_dump(mode="json") for k, v in summarise(stats, goals).items()},
+            "final_loss": final_loss_of(stats),
+            "adapter_id": run.adapter_id,
+            "next_after_step": next_after,
+        }
+        body = ",".join(f"{json.dumps(key)}:{series[key]}" for key in sorted(series))
+        return (json.dumps(head)[:-1] + ',"series":{' + body + "}}").encode()
+
+    def history(self, run_ids: list[str], key: str, max_points: int | None = None) -> bytes:
+        """One key's history for many runs as JSON bytes in the MetricHistory shape (columns per run)."""
+        run_ids = list(dict.fromkeys(run_ids))
+        if not run_ids or len(run_ids) > MAX_HISTORY_RUNS:
+            raise Unprocessable(f"History takes 1 to {MAX_HISTORY_RUNS} run ids", code="invalid_compare",
+                                details={"max": MAX_HISTORY_RUNS})  # fmt: skip
+        with self.db.read() as con:
+            stats = run_stats(self.db, con, run_ids)
+            missing = sorted(set(run_ids) - set(stats))
+            if missing:
+                raise NotFound(f"Unknown run ids: {', '.join(missing)}", code="run_not_found",
+                               details={"missing": missing})  # fmt: skip
+            having = [rid for rid in run_ids if key in stats[rid]]
+            dense = [rid for rid in having if max_points is None or stats[rid][key].count <= max_points]
+            columns = metric_store.history_json(con, dense, key) if dense else {}
+            sparse = {
+                rid: (stats[rid][key].first_step, stats[rid][key].last_step) for rid in having if rid not in dense
+            }
+            if sparse and max_points:
+                columns |= metric_store.history_downsampled_json(con, sparse, key, max(1, max_points // 2))
+        body = ",".join(f"{json.dumps(rid)}:{columns[rid]}" for rid in having if rid in columns)
+        return ('{"key":' + json.dumps(key) + ',"runs":{' + body + "}}").encode()
 
     def compare(self, run_ids: list[str]) -> RunComparison:
         run_ids = list(dict.fromkeys(run_ids))
         if not run_ids or len(run_ids) > MAX_COMPARE:
             raise Unprocessable(f"Compare takes 1 to {MAX_COMPARE} run ids", code="invalid_compare")
         with self.db.read() as con:
-            runs = store.get_many(con, run_ids)
-        missing = sorted(set(run_ids) - {run.id for run in runs})
+            found = store.get_many(con, run_ids)
+            stats = run_stats(self.db, con, [run.id for run, _ in found])
+        missing = sorted(set(run_ids) - {run.id for run, _ in found})
         if missing:
             raise NotFound(f"Unknown run ids: {', '.join(missing)}", code="run_not_found", details={"missing": missing})
+        runs = [with_summary(run, stats.get(run.id, {}), goals) for run, goals in found]
         return RunComparison(runs=runs, metrics=compare_metrics(runs))
 
-    def _settle_experiment(self, con: Connection, experiment_id: str) -> None:
-        """When every run has ended, the experiment ends.
 
-        completed if any run completed; else failed (with the error of the run that failed last) if any failed;
-        else, every run having been cancelled, cancelled.
-        """
-        experiment = require(con, experiment_id)
-        runs = store.list_for_experiment(con, experiment_id)
-        if experiment.status is ExperimentStatus.ARCHIVED or any(r.status not in TERMINAL_RUN for r in runs):
-            return
-        failed = [r for r in runs if r.status is RunStatus.FAILED]
-        if any(r.status is RunStatus.COMPLETED for r in runs):
-            target, error = ExperimentStatus.COMPLETED, None
-        elif failed:
-            last_failed = max(failed, key=lambda r: r.completed_at or r.created_at)
-            target, error = ExperimentStatus.FAILED, last_failed.error
-        else:
-            target, error = ExperimentStatus.CANCELLED, None
-        experiment_store.update(con, experiment_id, execution_fields(experiment, target, error))
-
-    def _refresh_best_metrics(self, con: Connection, experiment_id: str) -> None:
-        runs = store.list_for_experiment(con, experiment_id)
-        best = best_of_runs([run.metrics_summary for run in runs])
-        experiment_store.update(con, experiment_id, {"best_metrics": best, "updated_at": utcnow()})
-
-
-def next_run_name(con: Connection, experiment_id: str) -> str:
+def next_run_name(taken: set[str]) -> str:
     """run-N with N one past the run count, or the next N whose name no run has taken yet."""
-    taken = store.names_for_experiment(con, experiment_id)
     n = len(taken) + 1
     while f"run-{n}" in taken:
         n += 1
@@ -180,17 +263,25 @@ def next_run_name(con: Connection, experiment_id: str) -> str:
 
 
 def compare_metrics(runs: list[Run]) -> dict[str, MetricComparison]:
-    """Final value of every metric per run, and which run is best at it."""
+    """Final value of every metric per run, and which runs are best at it (every one tied for the best)."""
     keys = sorted({key for run in runs for key in run.metrics_summary})
     out: dict[str, MetricComparison] = {}
     for key in keys:
-        goal = metric_goal(key)
+        goals = {run.metrics_summary[key].goal for run in runs if key in run.metrics_summary}
+        # Runs of different experiments may disagree on a goal; a metric is ranked only where they agree.
+        goal = goals.pop() if len(goals) == 1 else MetricGoal.NONE
         values = {run.id: (run.metrics_summary[key].final if key in run.metrics_summary else None) for run in runs}
-        present = {rid: v for rid, v in values.items() if v is not None}
-        pick = min if goal == "min" else max
-        best = pick(present, key=lambda rid: present[rid]) if present else None
-        out[key] = MetricComparison(values=values, best_run_id=best, goal=goal)
+        best = ranked(values, goal)
+        out[key] = MetricComparison(values=values, best_run_id=best[0] if best else None, best_run_ids=best, goal=goal)
     return out
+
+
+def _row(run: Run) -> dict[str, object]:
+    return {
+        "id": run.id, "experiment_id": run.experiment_id, "name": run.name, "status": run.status.value,
+        "training_type": run.training_type, "external": run.external, "config": run.config, "inputs": run.inputs,
+        "created_at": run.created_at, "started_at": run.started_at,
+    }  # fmt: skip
 
 
 def batch_too_large(received: int) -> Unprocessable:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tunelab.domain.artifacts import Artifact
-from tunelab.store.db import Connection, fetch_one
+from tunelab.store.db import Connection, fetch_one, json_text
 
 
 def insert(con: Connection, row: dict[str, Any]) -> None:
@@ -18,7 +18,7 @@ def insert(con: Connection, row: dict[str, Any]) -> None:
             row["uri"],
             row["sha256"],
             row["size"],
-            json.dumps(row["metadata"]),
+            json_text(row["metadata"]),
             row["created_at"],
         ],
     )

@@ -1,7 +1,13 @@
-"""One DuckDB connection per process, one serialised write path, ROLLBACK on every error."""
+"""One DuckDB database per process: one serialised write path, a cursor of its own for each reading thread.
+
+Writers take one lock, so they never conflict (DuckDB aborts concurrent updates of a row instead of waiting)
+and any error rolls back (DuckDB's COMMIT after a failed statement silently drops the earlier writes).
+Readers take no lock: each thread reads through its own cursor, and DuckDB's MVCC gives it committed data.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Database:
-    """Owns the DuckDB file. Every statement runs under one lock, so writers never conflict."""
+    """Owns the DuckDB file."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -33,9 +39,14 @@ class Database:
                 ) from exc
             raise
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._cursors: list[Connection] = []
+        self._closed = False
         from tunelab.store.migrations import migrate
+        from tunelab.store.summaries import SummaryCache
 
         migrate(self)
+        self.summaries = SummaryCache()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -49,6 +60,14 @@ class Database:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """The write path without a transaction: for a block whose only write is one statement (atomic by itself),
+        where BEGIN and COMMIT would double the cost; its reads see everything committed, as no writer can interleave.
+        """
+        with self._lock:
+            yield self._conn
+
     def _rollback(self, cause: BaseException) -> None:
         """ROLLBACK after `cause`; should that fail too, `cause` is still what the caller sees."""
         try:
@@ -59,11 +78,23 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._lock:
-            yield self._conn
+        """This thread's read cursor: it never waits for writers, and writers never wait for it."""
+        cursor: Connection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the database is closed")
+                cursor = self._conn.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        yield cursor
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
             self._conn.close()
 
 
@@ -76,3 +107,14 @@ def fetch_dicts(con: Connection, sql: str, params: Sequence[Any] = ()) -> list[d
 def fetch_one(con: Connection, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
     rows = fetch_dicts(con, sql, params)
     return rows[0] if rows else None
+
+
+def json_text(value: Any) -> str:
+    """`value` as the JSON text a column holds; ValueError for what could not be read back and answered (NaN,
+    infinities, text that is not valid Unicode), so that such a write fails and rolls back instead of landing."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode at position {exc.start}; refusing to store it") from None
+    return text

@@ -6,22 +6,39 @@ import json
 from typing import Any
 
 from tunelab.domain.common import as_naive_utc
-from tunelab.domain.experiments import Execution, Experiment, ExperimentFilter, ExperimentStatus, Provenance
-from tunelab.store.db import Connection, fetch_dicts, fetch_one
+from tunelab.domain.experiments import (
+    Execution,
+    Experiment,
+    ExperimentFilter,
+    ExperimentSort,
+    ExperimentStatus,
+    Provenance,
+    RunOutcome,
+)
+from tunelab.domain.runs import RunStatus
+from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text
 
-_SELECT = """
-    SELECT e.*, (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id) AS run_count
-    FROM experiments e
-"""
+# Run counts and best metrics are not columns: the service derives them from the runs (see services/experiments).
+_SELECT = "SELECT e.* FROM experiments e"
 UPDATABLE = {
-    "name", "description", "dataset_id", "config", "status", "best_metrics", "outputs",
+    "name", "description", "dataset_id", "config", "status", "outputs", "metric_goals",
     "updated_at", "started_at", "completed_at", "duration_ms", "error",
 }  # fmt: skip
-_JSON_COLUMNS = {"config", "best_metrics", "outputs", "inputs"}
+_JSON_COLUMNS = {"config", "outputs", "inputs", "metric_goals"}
+_ORDER = {
+    ExperimentSort.NEWEST: "e.created_at DESC, e.id",
+    ExperimentSort.OLDEST: "e.created_at, e.id",
+    ExperimentSort.NAME: "lower(e.name), e.id",
+    ExperimentSort.NAME_DESC: "lower(e.name) DESC, e.id",
+    ExperimentSort.UPDATED: "e.updated_at DESC, e.id",
+    ExperimentSort.UPDATED_OLDEST: "e.updated_at, e.id",
+    ExperimentSort.STATUS: "e.status, e.created_at DESC, e.id",
+    ExperimentSort.STATUS_DESC: "e.status DESC, e.created_at DESC, e.id",
+}
 
 
 def insert(con: Connection, row: dict[str, Any]) -> None:
-    values = {k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
+    values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     con.execute(f"INSERT INTO experiments ({columns}) VALUES ({marks})", list(values.values()))  # noqa: S608
@@ -51,7 +68,7 @@ def update(con: Connection, experiment_id: str, fields: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     assignments = ", ".join(f"{column} = ?" for column in fields)
-    values = [json.dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
+    values = [json_text(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
     con.execute(f"UPDATE experiments SET {assignments} WHERE id = ?", [*values, experiment_id])  # noqa: S608
 
 
@@ -60,31 +77,63 @@ def get(con: Connection, experiment_id: str) -> Experiment | None:
     return _to_experiment(row) if row else None
 
 
+def get_with_runs(con: Connection, experiment_id: str) -> tuple[Experiment, set[str], list[RunOutcome]] | None:
+    """The experiment, its run names and its runs' outcomes, in one query (what starting and ending runs need)."""
+    row = fetch_one(
+        con,
+        "SELECT e.*, (SELECT list({'name': name, 'status': status, 'ended': completed_at, 'error': error}) "
+        "FROM runs WHERE experiment_id = e.id) AS runs FROM experiments e WHERE e.id = ?",
+        [experiment_id],
+    )
+    if row is None:
+        return None
+    runs = row["runs"] or []
+    outcomes = [RunOutcome(RunStatus(r["status"]), r["ended"], r["error"]) for r in runs]
+    return _to_experiment(row), {r["name"] for r in runs}, outcomes
+
+
 def name_owner(con: Connection, name: str) -> str | None:
     row = con.execute("SELECT id FROM experiments WHERE name = ? LIMIT 1", [name]).fetchone()
     return str(row[0]) if row else None
 
 
+def taken(con: Connection, experiment_id: str, name: str) -> tuple[bool, str | None]:
+    """Whether `experiment_id` names an experiment, and which experiment (if any) is called `name`; one query."""
+    rows = con.execute("SELECT id, name FROM experiments WHERE id = ? OR name = ?", [experiment_id, name]).fetchall()
+    return any(row[0] == experiment_id for row in rows), next((str(r[0]) for r in rows if r[1] == name), None)
+
+
 def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment], int]:
+    """One page of the experiments that match, and how many match."""
     where, params = _where(flt)
-    total = con.execute(f"SELECT count(*) FROM experiments e {where}", params).fetchone()  # noqa: S608
     size = flt.limit or flt.page_size
     offset = 0 if flt.limit else (flt.page - 1) * size
-    rows = fetch_dicts(
-        con, f"{_SELECT} {where} ORDER BY e.created_at DESC, e.id LIMIT ? OFFSET ?", [*params, size, offset]
-    )
-    return [_to_experiment(row) for row in rows], int(total[0]) if total else 0
+    return _paged(con, f"FROM experiments e {where}", params, _ORDER[flt.sort], size, offset)
 
 
-def find_by_input_artifacts(con: Connection, artifact_ids: list[str]) -> list[Experiment]:
-    rows = fetch_dicts(
-        con,
-        _SELECT  # noqa: S608 - constant text; the ids are a parameter
-        + " WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
-        "WHERE direction = 'input' AND list_contains(?, artifact_id)) ORDER BY e.created_at DESC, e.id",
-        [artifact_ids],
+def find_by_input_artifacts(
+    con: Connection, artifact_ids: list[str], limit: int | None = None, offset: int = 0
+) -> tuple[list[Experiment], int]:
+    """Experiments that declared any of the artifacts as an input, newest first, and how many there are."""
+    source = (
+        "FROM experiments e WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
+        "WHERE direction = 'input' AND list_contains(?, artifact_id))"
     )
-    return [_to_experiment(row) for row in rows]
+    return _paged(con, source, [artifact_ids], _ORDER[ExperimentSort.NEWEST], limit, offset)
+
+
+def _paged(
+    con: Connection, source: str, params: list[Any], order: str, limit: int | None, offset: int
+) -> tuple[list[Experiment], int]:
+    """Rows of `source` (FROM … WHERE …) and their number in one query: the count is a window over the matches."""
+    rows = fetch_dicts(
+        con, f"SELECT e.*, count(*) OVER () AS total {source} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, limit, offset],
+    )  # fmt: skip
+    if rows or not offset:
+        return [_to_experiment(row) for row in rows], int(rows[0]["total"]) if rows else 0
+    count = con.execute(f"SELECT count(*) {source}", params).fetchone()  # noqa: S608 - past the last page
+    return [], int(count[0]) if count else 0
 
 
 def find_by_artifact(con: Connection, artifact_id: str) -> list[tuple[str, str]]:
@@ -103,6 +152,9 @@ def _where(flt: ExperimentFilter) -> tuple[str, list[Any]]:
         params.append(str(ExperimentStatus.parse(flt.status)))
     elif not flt.include_archived:
         clauses.append("e.status <> 'archived'")
+    if flt.name is not None:
+        clauses.append("e.name = ?")
+        params.append(flt.name)
     if flt.git_commit:
         clauses.append("e.git_commit = ?")
         params.append(flt.git_commit)
@@ -150,8 +202,9 @@ def _to_experiment(row: dict[str, Any]) -> Experiment:
             duration_ms=row["duration_ms"],
             error=row["error"],
         ),
-        best_metrics=json.loads(row["best_metrics"]),
-        run_count=int(row["run_count"]),
+        best_metrics={},
+        metric_goals=json.loads(row["metric_goals"]),
+        run_count=0,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -1,15 +1,19 @@
-"""SQL for metric points: batched in through Arrow, read back by run and key."""
+"""SQL for metric points: batched in, unique per (run, key, step), read back as JSON built inside DuckDB.
+
+Answers are built by DuckDB as JSON text (one string per series) rather than as a Python object per point:
+the query runs without the GIL, so a million-point read neither stalls other requests nor costs a second of
+Python object churn.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from tunelab.domain.runs import SeriesPoint
+from tunelab.domain.metrics import KeyStats, MetricColumns, RunStats
 from tunelab.store.db import Connection
 
 if TYPE_CHECKING:
@@ -17,35 +21,62 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Below this many points a batch goes in as list parameters; above, as an Arrow table (3 statements, fast per row).
+_ARROW_FROM = 500
+# ISO 8601 with Z, without fractional seconds when there are none: the form every other timestamp of the API has.
+_TS_JSON = (
+    "CASE WHEN epoch_us(ts) % 1000000 = 0 THEN strftime(ts, '%Y-%m-%dT%H:%M:%SZ') "
+    "ELSE strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ') END"
+)
+_POINT_JSON = f"""'{{"step":' || step || ',"value":' || value || ',"ts":"' || {_TS_JSON} || '"}}'"""
 
-def insert_run_points(
-    con: Connection,
-    run_id: str,
-    keys: list[str],
-    steps: list[int],
-    values: list[float],
-    stamps: list[datetime | None],
-    default_ts: datetime,
-) -> int:
-    """One run's points in one statement (row-by-row inserts run ~1000x slower in DuckDB); the run id and the
-    time of stampless points go in as parameters, not as 10,000-element columns (that Arrow conversion cost more
-    than the insert's index work)."""
+
+def insert_points(con: Connection, run_id: str, batch: MetricColumns, default_ts: datetime) -> int:
+    """Insert one run's points if the run is running; the number inserted (0 when it is not running).
+
+    The status check rides in the INSERT itself, so an accepted batch costs one statement. Points without a
+    time get `default_ts`; the run id and that time are parameters, not 10,000-element columns.
+    """
+    guard = "WHERE (SELECT status FROM runs WHERE id = ?) = 'running'"
+    if len(batch) < _ARROW_FROM:
+        row = con.execute(
+            "INSERT INTO metrics SELECT ?, k, s, v, coalesce(t, ?) "  # noqa: S608 - constant text
+            f"FROM (SELECT unnest(?) AS k, unnest(?) AS s, unnest(?) AS v, unnest(?::TIMESTAMP[]) AS t) {guard}",
+            [run_id, default_ts, batch.keys, batch.steps, batch.values, batch.stamps, run_id],
+        ).fetchone()
+        return int(row[0]) if row else 0
+    with _registered(con, _arrow(batch)):
+        row = con.execute(
+            "INSERT INTO metrics SELECT ?, key, step, value, coalesce(ts, ?) FROM _metric_batch " + guard,  # noqa: S608
+            [run_id, default_ts, run_id],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_points(con: Connection, run_id: str, keys: list[str], steps: list[int]) -> None:
+    """Remove the run's stored points at these (key, step) pairs, before they are sent again."""
+    con.execute(
+        "DELETE FROM metrics m USING (SELECT unnest(?) AS key, unnest(?) AS step) b "
+        "WHERE m.run_id = ? AND m.key = b.key AND m.step = b.step",
+        [keys, steps, run_id],
+    )
+
+
+def _arrow(batch: MetricColumns) -> pa.Table:
     import pyarrow as pa  # imported here: the ops script and CLI start faster without it
 
     ts_type = pa.timestamp("us")
-    ts = pa.nulls(len(keys), ts_type) if stamps.count(None) == len(stamps) else pa.array(stamps, ts_type)
-    table = pa.Table.from_arrays(
-        [pa.array(keys, pa.string()), pa.array(steps, pa.int64()), pa.array(values, pa.float64()), ts],
+    stamps = batch.stamps
+    ts = pa.nulls(len(stamps), ts_type) if stamps.count(None) == len(stamps) else pa.array(stamps, ts_type)
+    return pa.Table.from_arrays(
+        [pa.array(batch.keys, pa.string()), pa.array(batch.steps, pa.int64()), pa.array(batch.values, pa.float64()),
+         ts],
         names=["key", "step", "value", "ts"],
-    )
-    with _registered(con, table):
-        con.execute(
-            "INSERT INTO metrics SELECT ?, key, step, value, coalesce(ts, ?) FROM _metric_batch", [run_id, default_ts]
-        )
-    return int(table.num_rows)
+    )  # fmt: skip
 
 
 def insert_table(con: Connection, table: pa.Table) -> int:
+    """Rows of (run_id, key, step, value, ts) as they are, for bulk loads (benchmarks, imports)."""
     with _registered(con, table):
         con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM _metric_batch")
     return int(table.num_rows)
@@ -66,31 +97,106 @@ def _registered(con: Connection, table: pa.Table) -> Iterator[None]:
     con.unregister("_metric_batch")
 
 
-def series(con: Connection, run_id: str, keys: list[str] | None = None) -> dict[str, list[SeriesPoint]]:
-    sql = "SELECT key, step, value, ts FROM metrics WHERE run_id = ?"
-    params: list[object] = [run_id]
-    if keys:
-        sql += " AND list_contains(?, key)"
-        params.append(keys)
-    out: dict[str, list[SeriesPoint]] = defaultdict(list)
-    for key, step, value, ts in con.execute(sql + " ORDER BY key, step, ts", params).fetchall():
-        out[key].append(SeriesPoint(step=step, value=value, ts=ts))
-    return dict(out)
-
-
-def history(con: Connection, run_ids: list[str], key: str) -> dict[str, tuple[list[int], list[float]]]:
-    """One key's full history for many runs, as columns (what a loss chart needs)."""
-    table = con.sql(
-        "SELECT run_id, step, value FROM metrics WHERE list_contains(?, run_id) AND key = ? ORDER BY run_id, step",
-        params=[run_ids, key],
-    ).to_arrow_table()
-    out: dict[str, tuple[list[int], list[float]]] = {}
-    runs, steps, values = (table.column(i).to_pylist() for i in range(3))
-    for run_id, step, value in zip(runs, steps, values, strict=True):
-        entry = out.setdefault(run_id, ([], []))
-        entry[0].append(step)
-        entry[1].append(value)
+def run_stats(con: Connection, run_ids: list[str]) -> dict[str, RunStats]:
+    """Per existing run (unknown ids are left out) and key: count, extremes, first and last step and the value
+    at the last step; an empty entry for a run without points."""
+    rows = con.execute(
+        "SELECT r.id, m.key, count(m.step), min(m.value), max(m.value), min(m.step), max(m.step), "
+        "arg_max(m.value, m.step) FROM runs r LEFT JOIN metrics m ON m.run_id = r.id "
+        "WHERE r.id IN (SELECT unnest(?)) GROUP BY r.id, m.key",
+        [run_ids],
+    ).fetchall()
+    out: dict[str, RunStats] = {}
+    for run_id, key, count, lo, hi, first, last, value in rows:
+        entry = out.setdefault(run_id, {})
+        if key is not None:
+            entry[key] = KeyStats(count, lo, hi, first, last, value)
     return out
+
+
+def series_json(
+    con: Connection, run_id: str, keys: list[str], after_step: int | None, limit: int
+) -> dict[str, tuple[str, int, int]]:
+    """Per key: a JSON array of {step, value, ts} for the first `limit` points after `after_step`, the step of the
+    last of them, and how many points there are past `after_step` in all (more than `limit`: the series was cut)."""
+    rows = con.execute(
+        f"""
+        WITH pts AS (
+            SELECT key, step, value, ts, row_number() OVER (PARTITION BY key ORDER BY step) AS n,
+                   count(*) OVER (PARTITION BY key) AS total
+            FROM metrics WHERE run_id = ? AND key IN (SELECT unnest(?)) AND step > ?
+        )
+        SELECT key, '[' || string_agg({_POINT_JSON}, ',' ORDER BY step) || ']', max(step), any_value(total)
+        FROM pts WHERE n <= ? GROUP BY key
+        """,  # noqa: S608 - constant text
+        [run_id, keys, -1 if after_step is None else after_step, limit],
+    ).fetchall()
+    return {key: (text, int(last), int(total)) for key, text, last, total in rows}
+
+
+def downsampled_json(
+    con: Connection, run_id: str, spans: dict[str, tuple[int, int]], buckets: int
+) -> dict[str, tuple[str, int]]:
+    """Per key: a JSON array of at most 2 x `buckets` points keeping the series' shape, and the points it stands for.
+
+    The key's step span [first, last] is cut into `buckets` equal ranges (in floating point: steps reach 2**63);
+    each keeps its lowest and highest point (min/max decimation), so spikes survive that averaging or striding
+    would lose.
+    """
+    rows = con.execute(
+        f"""
+        WITH spans AS (SELECT unnest(?) AS key, unnest(?) AS lo, unnest(?) AS hi),
+        b AS (
+            SELECT m.key, floor((m.step - s.lo)::DOUBLE * ? / ((s.hi - s.lo)::DOUBLE + 1)) AS bucket,
+                   arg_min(m.step, m.value) AS s1, min(m.value) AS v1, arg_min(m.ts, m.value) AS t1,
+                   arg_max(m.step, m.value) AS s2, max(m.value) AS v2, arg_max(m.ts, m.value) AS t2, count(*) AS n
+            FROM metrics m JOIN spans s ON m.key = s.key
+            WHERE m.run_id = ? AND m.step BETWEEN s.lo AND s.hi
+            GROUP BY m.key, bucket
+        ),
+        pts AS (
+            SELECT key, s1 AS step, v1 AS value, t1 AS ts, n FROM b
+            UNION ALL SELECT key, s2, v2, t2, 0 FROM b WHERE s2 <> s1
+        )
+        SELECT key, '[' || string_agg({_POINT_JSON}, ',' ORDER BY step) || ']', sum(n) FROM pts GROUP BY key
+        """,  # noqa: S608 - constant text
+        [list(spans), [lo for lo, _ in spans.values()], [hi for _, hi in spans.values()], buckets, run_id],
+    ).fetchall()
+    return {key: (text, int(total)) for key, text, total in rows}
+
+
+def history_json(con: Connection, run_ids: list[str], key: str) -> dict[str, str]:
+    """One key's history for many runs: per run, JSON {"steps": [...], "values": [...]} in step order."""
+    rows = con.execute(
+        "SELECT run_id, to_json({'steps': list(step ORDER BY step), 'values': list(value ORDER BY step)})::VARCHAR "
+        "FROM metrics WHERE key = ? AND run_id IN (SELECT unnest(?)) GROUP BY run_id",
+        [key, run_ids],
+    ).fetchall()
+    return {run_id: text for run_id, text in rows}
+
+
+def history_downsampled_json(
+    con: Connection, spans: dict[str, tuple[int, int]], key: str, buckets: int
+) -> dict[str, str]:
+    """history_json with each run's series decimated as in downsampled_json; `spans` is per run id."""
+    rows = con.execute(
+        """
+        WITH spans AS (SELECT unnest(?) AS run_id, unnest(?) AS lo, unnest(?) AS hi),
+        b AS (
+            SELECT m.run_id, floor((m.step - s.lo)::DOUBLE * ? / ((s.hi - s.lo)::DOUBLE + 1)) AS bucket,
+                   arg_min(m.step, m.value) AS s1, min(m.value) AS v1, arg_max(m.step, m.value) AS s2,
+                   max(m.value) AS v2
+            FROM metrics m JOIN spans s ON m.run_id = s.run_id
+            WHERE m.key = ? AND m.step BETWEEN s.lo AND s.hi
+            GROUP BY m.run_id, bucket
+        ),
+        pts AS (SELECT run_id, s1 AS step, v1 AS value FROM b UNION ALL SELECT run_id, s2, v2 FROM b WHERE s2 <> s1)
+        SELECT run_id, to_json({'steps': list(step ORDER BY step), 'values': list(value ORDER BY step)})::VARCHAR
+        FROM pts GROUP BY run_id
+        """,
+        [list(spans), [lo for lo, _ in spans.values()], [hi for _, hi in spans.values()], buckets, key],
+    ).fetchall()
+    return {run_id: text for run_id, text in rows}
 
 
 def delete_for_run(con: Connection, run_id: str) -> None:

@@ -126,6 +126,79 @@ def m004_drop_metrics_run_key_index(con: Connection) -> None:
     con.execute("DROP INDEX IF EXISTS idx_metrics_run_key")
 
 
+_EXPERIMENT_COLUMNS = (
+    "id, name, description, status, dataset_id, config, inputs, outputs, git_commit, git_dirty, engine_version, "
+    "created_at, updated_at, started_at, completed_at, duration_ms, error"
+)
+_RUN_COLUMNS = (
+    "id, experiment_id, name, status, training_type, external, config, inputs, error, adapter_id, created_at, "
+    "started_at, completed_at"
+)
+
+
+@migration
+def m005_metric_goals_and_summaries_on_read(con: Connection) -> None:
+    """Experiments gain metric_goals; best metrics and run summaries, rewritten by every metric batch before,
+    are derived on read from the points instead (the stored copies go); a point is unique per (run, key, step)."""
+    # DuckDB cannot drop a column of an indexed table: rebuild both tables, then their indexes.
+    con.execute(
+        """
+        CREATE TABLE experiments_v5 (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            status TEXT NOT NULL,
+            dataset_id TEXT,
+            config TEXT NOT NULL DEFAULT '{}',
+            inputs TEXT NOT NULL DEFAULT '{}',
+            outputs TEXT NOT NULL DEFAULT '{}',
+            git_commit TEXT,
+            git_dirty BOOLEAN,
+            engine_version TEXT,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            completed_at TIMESTAMP,
+            duration_ms BIGINT,
+            error TEXT,
+            metric_goals TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    con.execute(f"INSERT INTO experiments_v5 ({_EXPERIMENT_COLUMNS}) SELECT {_EXPERIMENT_COLUMNS} FROM experiments")  # noqa: S608
+    con.execute("DROP TABLE experiments")
+    con.execute("ALTER TABLE experiments_v5 RENAME TO experiments")
+    con.execute("CREATE INDEX idx_experiments_status ON experiments(status)")
+    con.execute("CREATE INDEX idx_experiments_created ON experiments(created_at)")
+    con.execute("CREATE INDEX idx_experiments_commit ON experiments(git_commit)")
+    con.execute("CREATE INDEX idx_experiments_name ON experiments(name)")
+    con.execute(
+        """
+        CREATE TABLE runs_v5 (
+            id TEXT PRIMARY KEY,
+            experiment_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            training_type TEXT,
+            external BOOLEAN NOT NULL DEFAULT FALSE,
+            config TEXT NOT NULL DEFAULT '{}',
+            inputs TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            adapter_id TEXT,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            completed_at TIMESTAMP
+        )
+        """
+    )
+    con.execute(f"INSERT INTO runs_v5 ({_RUN_COLUMNS}) SELECT {_RUN_COLUMNS} FROM runs")  # noqa: S608
+    con.execute("DROP TABLE runs")
+    con.execute("ALTER TABLE runs_v5 RENAME TO runs")
+    con.execute("CREATE INDEX idx_runs_experiment ON runs(experiment_id)")
+    # Points sent twice before uniqueness: the one stored last stays, as a resend replaces now.
+    con.execute("DELETE FROM metrics WHERE rowid NOT IN (SELECT max(rowid) FROM metrics GROUP BY run_id, key, step)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:

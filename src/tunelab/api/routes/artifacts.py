@@ -6,25 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from tunelab.api.deps import ServicesDep
+from tunelab.api.deps import ArtifactId, ServicesDep
+from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.routing import StrictJSONRoute
 from tunelab.domain.artifacts import Artifact, ArtifactCreate
 
-router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/api/artifacts", tags=["artifacts"], route_class=StrictJSONRoute)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(*WRITES, 409))
 def create_artifact(body: ArtifactCreate, services: ServicesDep) -> Artifact:
     """Register an immutable artifact (a file or record, by URI)."""
     return services.artifacts.create(body)
 
 
-@router.get("/{artifact_id}")
-def get_artifact(artifact_id: str, services: ServicesDep) -> Artifact:
+@router.get("/{artifact_id}", responses=errors(*COMMON, 404))
+def get_artifact(artifact_id: ArtifactId, services: ServicesDep) -> Artifact:
     """One artifact."""
     return services.artifacts.get(artifact_id)
 
 
-@router.get("/{artifact_id}/lineage")
-def get_lineage(artifact_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/{artifact_id}/lineage", responses=errors(*COMMON, 404))
+def get_lineage(artifact_id: ArtifactId, services: ServicesDep) -> dict[str, Any]:
     """The experiments that produced this artifact and those that used it."""
     return services.artifacts.lineage(artifact_id)

@@ -2,111 +2,132 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tunelab.api.deps import ServicesDep
-from tunelab.domain.common import Page
+from tunelab.api.deps import ExperimentId, ServicesDep
+from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.routing import StrictJSONRoute
+from tunelab.domain.common import ID_REGEX, InputDateTime, Page, PageNumber
 from tunelab.domain.experiments import (
     Experiment,
     ExperimentCreate,
     ExperimentDetail,
     ExperimentFilter,
+    ExperimentSort,
+    ExperimentStatus,
     ExperimentUpdate,
     ResultsUpdate,
     StatusUpdate,
 )
 from tunelab.domain.runs import Run, RunCreate
 
-router = APIRouter(prefix="/api/experiments", tags=["experiments"])
+router = APIRouter(prefix="/api/experiments", tags=["experiments"], route_class=StrictJSONRoute)
+
+PageSize = Annotated[int, Query(ge=1, le=500)]
+# The statuses a list can be filtered by: the experiment statuses and the tracker's `pending` (draft).
+StatusFilter = Annotated[
+    str | None, Query(description="One status; `pending` is `draft`.", max_length=50,
+                      json_schema_extra={"enum": ["pending", *[s.value for s in ExperimentStatus]]})
+]  # fmt: skip
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(*WRITES, 409))
 def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Experiment:
     """Create an experiment (status draft); provenance not given is captured."""
     return services.experiments.create(body)
 
 
-@router.get("")
+@router.get("", responses=errors(*COMMON))
 def list_experiments(
     services: ServicesDep,
-    status: str | None = None,
+    status: StatusFilter = None,
     include_archived: bool = False,
-    artifact_type: str | None = None,
-    git_commit: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    artifact_type: Annotated[str | None, Query(max_length=200)] = None,
+    git_commit: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: InputDateTime | None = None,
+    created_before: InputDateTime | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name, any case.")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Exactly this name.")] = None,
+    sort: ExperimentSort = ExperimentSort.NEWEST,
+    page: Annotated[PageNumber, Query()] = 1,
+    page_size: PageSize = 50,
 ) -> Page[Experiment]:
-    """List experiments, newest first; archived ones only with include_archived=true."""
+    """List experiments, newest first unless `sort` says otherwise; archived ones only with include_archived=true."""
     flt = ExperimentFilter(
         status=status, include_archived=include_archived, artifact_type=artifact_type, git_commit=git_commit,
-        min_created_at=created_after, max_created_at=created_before, q=q, page=page, page_size=page_size,
+        min_created_at=created_after, max_created_at=created_before, q=q, name=name, sort=sort, page=page,
+        page_size=page_size,
     )  # fmt: skip
     return services.experiments.list_page(flt)
 
 
-@router.get("/by-input-artifacts")
+@router.get("/by-input-artifacts", responses=errors(*COMMON))
 def find_by_input_artifacts(
-    services: ServicesDep, artifact_id: Annotated[list[str], Query(min_length=1)]
-) -> list[Experiment]:
-    """Experiments that declared any of these artifacts as an input."""
-    return services.experiments.find_by_input_artifacts(artifact_id)
+    services: ServicesDep,
+    artifact_id: Annotated[list[Annotated[str, Query(pattern=ID_REGEX)]], Query(min_length=1, max_length=100)],
+    page: Annotated[PageNumber, Query()] = 1,
+    page_size: PageSize = 50,
+) -> Page[Experiment]:
+    """Experiments that declared any of these artifacts as an input, newest first."""
+    return services.experiments.find_page_by_input_artifacts(artifact_id, page, page_size)
 
 
-@router.get("/{experiment_id}")
-def get_experiment(experiment_id: str, services: ServicesDep) -> ExperimentDetail:
+@router.get("/{experiment_id}", responses=errors(*COMMON, 404))
+def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
     """One experiment with all its runs."""
     return services.experiments.detail(experiment_id)
 
 
-@router.patch("/{experiment_id}")
-def update_experiment(experiment_id: str, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
-    """Change name, description, dataset or config."""
+@router.patch("/{experiment_id}", responses=errors(*WRITES, 404, 409))
+def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
+    """Change name, description, dataset, config or metric goals."""
     return services.experiments.update(experiment_id, body)
 
 
-@router.delete("/{experiment_id}")
-def delete_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
+@router.delete("/{experiment_id}", responses=errors(*COMMON, 403, 404))
+def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Archive the experiment (nothing is hard-deleted)."""
     return services.experiments.archive(experiment_id)
 
 
-@router.post("/{experiment_id}/archive")
-def archive_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
-    """Hide the experiment from the default list; it can be unarchived."""
+@router.post("/{experiment_id}/archive", responses=errors(*WRITES, 404))
+def archive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
+    """Hide the experiment from the default list; it can be unarchived. Archiving twice changes nothing."""
     return services.experiments.archive(experiment_id)
 
 
-@router.post("/{experiment_id}/unarchive")
-def unarchive_experiment(experiment_id: str, services: ServicesDep) -> Experiment:
-    """Bring an archived experiment back as draft."""
+@router.post("/{experiment_id}/unarchive", responses=errors(*WRITES, 404))
+def unarchive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
+    """Bring an archived experiment back as draft; for one that is not archived, nothing changes."""
     return services.experiments.unarchive(experiment_id)
 
 
-@router.post("/{experiment_id}/status")
-def update_status(experiment_id: str, body: StatusUpdate, services: ServicesDep) -> Experiment:
+@router.post("/{experiment_id}/status", responses=errors(*WRITES, 404, 409))
+def update_status(experiment_id: ExperimentId, body: StatusUpdate, services: ServicesDep) -> Experiment:
     """Move the experiment along its lifecycle (the tracker's update_status)."""
     return services.experiments.update_status(experiment_id, body.status, body.error)
 
 
-@router.post("/{experiment_id}/results")
-def store_results(experiment_id: str, body: ResultsUpdate, services: ServicesDep) -> Experiment:
+@router.post("/{experiment_id}/results", responses=errors(*WRITES, 404))
+def store_results(experiment_id: ExperimentId, body: ResultsUpdate, services: ServicesDep) -> Experiment:
     """Record output artifacts by name (the tracker's store_results)."""
     return services.experiments.store_results(experiment_id, body.outputs)
 
 
-@router.post("/{experiment_id}/runs", status_code=201)
-def create_run(experiment_id: str, body: RunCreate, services: ServicesDep) -> Run:
-    """Start a run; `external: true` records one that an outside engine reports on."""
+@router.post("/{experiment_id}/runs", status_code=201, responses=errors(*WRITES, 404, 409))
+def create_run(experiment_id: ExperimentId, body: RunCreate, services: ServicesDep) -> Run:
+    """Start a run; `external: true` records one that an outside engine reports on (it starts running)."""
     return services.runs.create(experiment_id, body)
 
 
-@router.get("/{experiment_id}/runs")
-def list_runs(experiment_id: str, services: ServicesDep) -> list[Run]:
+@router.get("/{experiment_id}/runs", responses=errors(*COMMON, 404))
+def list_runs(
+    experiment_id: ExperimentId,
+    services: ServicesDep,
+    page: Annotated[PageNumber, Query()] = 1,
+    page_size: PageSize = 50,
+) -> Page[Run]:
     """The experiment's runs, newest first."""
-    return services.runs.list_for_experiment(experiment_id)
+    return services.experiments.runs_page(experiment_id, page, page_size)

@@ -6,11 +6,13 @@ from fastapi import APIRouter
 
 import tunelab
 from tunelab.api.deps import SettingsDep
+from tunelab.api.openapi import COMMON, errors
+from tunelab.api.routing import StrictJSONRoute
 
-router = APIRouter(prefix="/api", tags=["health"])
+router = APIRouter(prefix="/api", tags=["health"], route_class=StrictJSONRoute)
 
 
-@router.get("/health")
+@router.get("/health", responses=errors(*COMMON))
 def health(settings: SettingsDep) -> dict[str, str]:
     """Says the server is up, its version and which database it owns."""
     return {"status": "ok", "version": tunelab.__version__, "db": str(settings.db_path)}

@@ -4,60 +4,96 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from tunelab.api.deps import ServicesDep
-from tunelab.domain.runs import (
+from tunelab.api.deps import RunId, ServicesDep
+from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.routing import StrictJSONRoute
+from tunelab.domain.metrics import (
+    MAX_CHART_POINTS,
     MAX_POINTS_PER_BATCH,
+    MAX_SERIES_LIMIT,
+    MAX_STEP,
     MetricBatch,
     MetricColumns,
-    Run,
-    RunComparison,
+    MetricHistory,
     RunMetrics,
-    RunStatusUpdate,
     parse_metric_batch,
 )
-from tunelab.errors import PayloadTooLarge
-from tunelab.services.runs import batch_too_large
+from tunelab.domain.runs import Run, RunComparison, RunStatusUpdate
+from tunelab.services.runs import DEFAULT_SERIES_LIMIT, batch_too_large
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], route_class=StrictJSONRoute)
+
+MetricKeys = Annotated[list[Annotated[str, Query(min_length=1, max_length=200)]] | None, Query(max_length=100)]
+AfterStep = Annotated[int | None, Query(ge=0, le=MAX_STEP, description="Only points after this step.")]
+MaxPoints = Annotated[
+    int | None,
+    Query(ge=2, le=MAX_CHART_POINTS, description="Decimate each series to at most this many points (min and max "
+          "per step range), keeping its shape; for charts."),
+]  # fmt: skip
 
 
-@router.get("/compare")
-def compare_runs(services: ServicesDep, ids: Annotated[str, Query(min_length=1)]) -> RunComparison:
-    """Side-by-side summaries and the best run per metric (loss/error minimised, others maximised)."""
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+@router.get("/compare", responses=errors(*COMMON, 404))
+def compare_runs(services: ServicesDep, ids: Annotated[str, Query(min_length=1, max_length=3000)]) -> RunComparison:
+    """Side-by-side final values and the best runs per ranked metric (every run tied for the best)."""
     return services.runs.compare([part.strip() for part in ids.split(",") if part.strip()])
 
 
-@router.get("/{run_id}")
-def get_run(run_id: str, services: ServicesDep) -> Run:
+@router.get("/metrics", response_model=MetricHistory, responses=errors(*COMMON, 404))
+def metric_history(
+    services: ServicesDep,
+    ids: Annotated[str, Query(min_length=1, max_length=15000, description="Comma-separated run ids (at most 100).")],
+    key: Annotated[str, Query(min_length=1, max_length=200)],
+    max_points: MaxPoints = None,
+) -> Response:
+    """One key's history for many runs in one answer, as step and value columns per run (for compare charts)."""
+    run_ids = [part.strip() for part in ids.split(",") if part.strip()]
+    return _json(services.runs.history(run_ids, key, max_points))
+
+
+@router.get("/{run_id}", responses=errors(*COMMON, 404))
+def get_run(run_id: RunId, services: ServicesDep) -> Run:
     """One run with its metrics summary."""
     return services.runs.get(run_id)
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: str, services: ServicesDep) -> Run:
+@router.post("/{run_id}/cancel", responses=errors(*WRITES, 404, 409))
+def cancel_run(run_id: RunId, services: ServicesDep) -> Run:
     """Cancel a run that has not ended."""
     return services.runs.cancel(run_id)
 
 
-@router.post("/{run_id}/status")
-def set_run_status(run_id: str, body: RunStatusUpdate, services: ServicesDep) -> Run:
+@router.post("/{run_id}/status", responses=errors(*WRITES, 404, 409))
+def set_run_status(run_id: RunId, body: RunStatusUpdate, services: ServicesDep) -> Run:
     """End (or start) a run reported by an outside engine."""
     return services.runs.set_status(run_id, body)
 
 
-@router.get("/{run_id}/metrics")
-def get_metrics(run_id: str, services: ServicesDep, key: Annotated[list[str] | None, Query()] = None) -> RunMetrics:
-    """Every series of the run (or only `key`), with final and best values per key."""
-    return services.runs.metrics(run_id, key)
+@router.get("/{run_id}/metrics", response_model=RunMetrics, responses=errors(*COMMON, 404))
+def get_metrics(
+    run_id: RunId,
+    services: ServicesDep,
+    key: MetricKeys = None,
+    after_step: AfterStep = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SERIES_LIMIT, description="Points per series at most.")] = (
+        DEFAULT_SERIES_LIMIT
+    ),
+    max_points: MaxPoints = None,
+) -> Response:
+    """The run's series (every key, or those named by `key`), with final and best values per key.
 
-
-# 10,000 points with the longest keys and timestamps come to about 4 MB; anything far past that is refused unread.
-MAX_BATCH_BYTES = 16 * 1024 * 1024
+    Each series holds the points after `after_step`, at most `limit`; `next_after_step` names, for each series cut
+    short, the `after_step` of its next page. With `max_points` each series is decimated for a chart instead.
+    """
+    return _json(services.runs.metrics(run_id, key, after_step, limit, max_points))
 
 
 def _inline_schema(model: type[MetricBatch]) -> dict[str, Any]:
@@ -85,17 +121,8 @@ _BATCH_BODY = {
 
 async def _read_batch(request: Request) -> MetricColumns:
     """The body validated straight from its bytes (no json.loads, no model per point); errors as FastAPI's."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BATCH_BYTES:
-        raise _too_large()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BATCH_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
     try:
-        return parse_metric_batch(b"".join(chunks))
+        return parse_metric_batch(await request.body())
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         for error in errors:
@@ -104,13 +131,14 @@ async def _read_batch(request: Request) -> MetricColumns:
         raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in errors]) from None
 
 
-def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(f"A metrics batch body holds at most {MAX_BATCH_BYTES} bytes",
-                           details={"max_bytes": MAX_BATCH_BYTES})  # fmt: skip
+@router.post(
+    "/{run_id}/metrics", openapi_extra=_BATCH_BODY, responses=errors(*WRITES, 404, 409)
+)  # the body limit is 16 MiB: api/limits.py
+async def ingest_metrics(run_id: RunId, request: Request, services: ServicesDep) -> dict[str, int]:
+    """Ingest up to 10,000 points at once; a rejected batch stores nothing.
 
-
-@router.post("/{run_id}/metrics", openapi_extra=_BATCH_BODY)
-async def ingest_metrics(run_id: str, request: Request, services: ServicesDep) -> dict[str, int]:
-    """Ingest up to 10,000 points at once; a rejected batch stores nothing."""
+    A point is unique per run, key and step: one sent again replaces the stored one, so a client can always resend.
+    A run that has ended takes no more points (409 `run_finished`).
+    """
     batch = await _read_batch(request)
     return {"ingested": await run_in_threadpool(services.runs.ingest, run_id, batch)}
