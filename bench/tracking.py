@@ -1,17 +1,24 @@
 """Tracking benchmarks; prints one JSON object.
 
-Figures: metric ingest points/s through the store and through the HTTP batch endpoint, first-page list
-latency at 10,000 experiments, full history of one key for 50 runs at 1,000,000 points, peak memory.
-Each timing is the median of several repeats.
+In process (the store and services): metric ingest points/s, first-page list latency at 10,000 experiments,
+one key's history for 50 runs at 1,000,000 points.
+Through HTTP, against `tunelab serve` in its own process on loopback: the latency of each kind of small write
+(create experiment, create run, end run, a 3-point metric batch), per-step logging points/s from one client,
+10,000-point batches, the 50-run history of one key, a downsampled million-point history, the first list page,
+and p50/p95 latency of reads and of ingest while 8 clients (4 readers, 4 writers) run at once.
+Every timing is a median (and p95 where said) of many repeats; the machine is shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,28 +26,36 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
-import uvicorn
-from fastapi import FastAPI
+import pyarrow.compute  # noqa: F401 - pa.compute
 
-from tunelab.api.app import create_app
 from tunelab.config import Settings
 from tunelab.domain.common import utcnow
 from tunelab.domain.experiments import ExperimentCreate, ExperimentFilter
 from tunelab.domain.runs import RunCreate
 from tunelab.services import Services
+from tunelab.store import Database
 from tunelab.store import metrics as metric_store
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
+def timings_ms(fn: Callable[[], object], repeats: int) -> list[float]:
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+    return samples
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    return statistics.median(timings_ms(fn, repeats))
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) >= 20 else max(samples)
 
 
 def points_table(run_ids: list[str], keys: int, steps: int) -> pa.Table:
@@ -58,46 +73,6 @@ def points_table(run_ids: list[str], keys: int, steps: int) -> pa.Table:
     )  # fmt: skip
 
 
-def bench_store_ingest(services: Services, run_id: str, repeats: int) -> float:
-    table = points_table([run_id], keys=10, steps=10_000)  # 100,000 points a batch
-
-    def ingest() -> None:
-        with services.db.transaction() as con:
-            metric_store.insert_table(con, table)
-
-    return table.num_rows / (median_ms(ingest, repeats) / 1000)
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server on loopback, so HTTP figures include the network stack and JSON parsing."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def bench_http_ingest(client: httpx.Client, run_id: str, repeats: int) -> float:
-    body = {"points": [{"key": f"m{i % 10}", "value": i * 0.001, "step": i // 10} for i in range(10_000)]}
-    raw = json.dumps(body).encode()
-    headers = {"content-type": "application/json"}
-
-    def post() -> None:
-        response = client.post(f"/api/runs/{run_id}/metrics", content=raw, headers=headers)
-        assert response.status_code == 200, response.text
-
-    return 10_000 / (median_ms(post, repeats) / 1000)
-
-
 def seed_experiments(services: Services, count: int) -> None:
     now = utcnow()
     with services.db.transaction() as con:
@@ -109,56 +84,245 @@ def seed_experiments(services: Services, count: int) -> None:
         )
 
 
+def in_process_figures(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """Store-level figures; leaves behind the runs the HTTP figures read (50 runs x 20 keys, one 1M-point run)."""
+    experiment = services.experiments.create(ExperimentCreate(name="bench"))
+    run = services.runs.create(experiment.id, RunCreate(external=True))
+    table = points_table([run.id], keys=10, steps=10_000)  # 100,000 points a batch
+    batches = iter(range(10**9))
+
+    def ingest() -> None:
+        steps = pa.compute.add(table.column("step"), next(batches) * 10_000)  # each batch its own steps
+        with services.db.transaction() as con:
+            metric_store.insert_table(con, table.set_column(2, "step", steps))
+
+    store_rate = table.num_rows / (median_ms(ingest, args.repeats) / 1000)
+    seed_experiments(services, args.experiments)
+    runs = [services.runs.create(experiment.id, RunCreate(external=True)).id for _ in range(50)]
+    steps = args.history_points // (50 * 20)
+    with services.db.transaction() as con:
+        metric_store.insert_table(con, points_table(runs, keys=20, steps=steps))
+
+    def history() -> None:
+        with services.db.read() as con:
+            metric_store.history_json(con, runs, "metric_3")
+
+    big = services.runs.create(experiment.id, RunCreate(external=True)).id
+    with services.db.transaction() as con:
+        metric_store.insert_table(con, points_table([big], keys=1, steps=args.history_points))
+    return {
+        "figures": {
+            "ingest_points_per_s_store": round(store_rate),
+            "list_first_page_ms": {
+                "experiments": args.experiments,
+                "service_ms": round(
+                    median_ms(lambda: services.experiments.list_page(ExperimentFilter(page_size=50)), args.repeats * 4),
+                    2,
+                ),
+            },
+            "history_one_key_50_runs_store_ms": {
+                "points": 50 * steps,
+                "ms": round(median_ms(history, args.repeats * 4), 2),
+            },
+        },  # fmt: skip
+        "experiment_id": experiment.id,
+        "history_runs": runs,
+        "big_run": big,
+    }
+
+
+@contextmanager
+def served(data_dir: Path) -> Iterator[str]:
+    """`tunelab serve` in its own process, as users run it: the client's work does not share its GIL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TUNELAB_") and k != "EXPERIMENT_DB"}
+    command = [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    assert response.is_success, f"{response.request.method} {response.request.url}: {response.text[:300]}"
+    return response
+
+
+def small_writes(client: httpx.Client, repeats: int) -> dict[str, float]:
+    """Median ms of each kind of small write, one client, keep-alive connection."""
+    serial = iter(range(10**9))
+    experiment = check(client.post("/api/experiments", json={"name": "small-writes"})).json()["id"]
+
+    def create_experiment() -> None:
+        check(client.post("/api/experiments", json={"name": f"small-{next(serial)}"}))
+
+    runs: list[str] = []
+
+    def create_run() -> None:
+        runs.append(check(client.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"])
+
+    ended = iter(range(10**9))
+
+    def end_run() -> None:
+        check(client.post(f"/api/runs/{runs[next(ended)]}/status", json={"status": "completed"}))
+
+    run = check(client.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
+    step = iter(range(10**9))
+
+    def batch() -> None:
+        s = next(step)
+        points = [{"key": key, "value": 1.0 / (s + 1), "step": s} for key in ("loss", "learning_rate", "grad_norm")]
+        check(client.post(f"/api/runs/{run}/metrics", json={"points": points}))
+
+    out = {}
+    for name, fn in [("create_experiment", create_experiment), ("create_run", create_run), ("end_run", end_run),
+                     ("metric_batch_3_points", batch)]:  # fmt: skip
+        fn()  # warm up
+        out[name] = round(median_ms(fn, repeats), 2)
+    return out
+
+
+def per_step_logging(client: httpx.Client, experiment: str, steps: int) -> float:
+    """Points/s of a training loop that posts its 3 metrics at every step and waits for each answer."""
+    run = check(client.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
+    start = time.perf_counter()
+    for s in range(steps):
+        points = [{"key": key, "value": 1.0 / (s + 1), "step": s} for key in ("loss", "learning_rate", "grad_norm")]
+        check(client.post(f"/api/runs/{run}/metrics", json={"points": points}))
+    return 3 * steps / (time.perf_counter() - start)
+
+
+def big_batches(client: httpx.Client, experiment: str, repeats: int) -> float:
+    run = check(client.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
+    step = iter(range(10**9))
+
+    def post() -> None:
+        base = next(step) * 1000
+        body = {"points": [{"key": f"m{i % 10}", "value": i * 0.001, "step": base + i // 10} for i in range(10_000)]}
+        check(client.post(f"/api/runs/{run}/metrics", content=json.dumps(body).encode(),
+                          headers={"content-type": "application/json"}))  # fmt: skip
+
+    return 10_000 / (median_ms(post, repeats) / 1000)
+
+
+def concurrent(url: str, experiment: str, read_paths: list[str], seconds: float) -> dict[str, Any]:
+    """4 readers and 4 writers (3-point batches, each on its own run) at once for `seconds`."""
+    reads: list[float] = []
+    writes: list[float] = []
+    stop = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=30) as setup:
+        runs = [check(setup.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
+                for _ in range(4)]  # fmt: skip
+
+    def reader(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            i = n
+            while time.monotonic() < stop:
+                path = read_paths[i % len(read_paths)]
+                start = time.perf_counter()
+                check(client.get(path))
+                reads.append((time.perf_counter() - start) * 1000)
+                i += 1
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            s = 0
+            while time.monotonic() < stop:
+                points = [{"key": k, "value": 1.0 / (s + 1), "step": s} for k in ("loss", "learning_rate", "grad_norm")]
+                start = time.perf_counter()
+                check(client.post(f"/api/runs/{runs[n]}/metrics", json={"points": points}))
+                writes.append((time.perf_counter() - start) * 1000)
+                s += 1
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+    threads += [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "clients": 8,
+        "reads": {"count": len(reads), "p50_ms": round(statistics.median(reads), 2), "p95_ms": round(p95(reads), 2)},
+        "ingest": {"count": len(writes), "p50_ms": round(statistics.median(writes), 2),
+                   "p95_ms": round(p95(writes), 2)},
+        "read_paths": read_paths,
+    }  # fmt: skip
+
+
+def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    experiment = seeded["experiment_id"]
+    history_path = f"/api/runs/metrics?ids={','.join(seeded['history_runs'])}&key=metric_3"
+    downsampled = f"/api/runs/{seeded['big_run']}/metrics?key=metric_0&max_points=1000"
+    with httpx.Client(base_url=url, timeout=120) as client:
+        history = check(client.get(history_path)).json()
+        assert sum(len(series["steps"]) for series in history["runs"].values()) == args.history_points // 20
+        figures: dict[str, Any] = {
+            "small_write_ms": small_writes(client, args.repeats * 40),
+            "per_step_logging_points_per_s": round(per_step_logging(client, experiment, args.repeats * 60)),
+            "ingest_points_per_s_http_10k_batches": round(big_batches(client, experiment, args.repeats)),
+            "history_one_key_50_runs_http_ms": {
+                "points": args.history_points // 20,
+                "ms": round(median_ms(lambda: check(client.get(history_path)), args.repeats * 4), 2),
+            },
+            "downsampled_history_http_ms": {
+                "points": args.history_points,
+                "max_points": 1000,
+                "ms": round(median_ms(lambda: check(client.get(downsampled)), args.repeats * 4), 2),
+            },
+            "list_first_page_http_ms": round(
+                median_ms(lambda: check(client.get("/api/experiments?page_size=50")), args.repeats * 4), 2
+            ),
+        }
+    reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{seeded['big_run']}",
+             downsampled]  # fmt: skip
+    figures["concurrent_8_clients"] = concurrent(url, experiment, reads, args.concurrent_seconds)
+    return figures
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--experiments", type=int, default=10_000)
     parser.add_argument("--history-points", type=int, default=1_000_000)
+    parser.add_argument("--concurrent-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
         # Both paths explicit: TUNELAB_DB or EXPERIMENT_DB in the environment must not send the bench to a real DB.
-        app = create_app(Settings(data_dir=Path(tmp), db=Path(tmp) / "bench.duckdb"))
-        services: Services = app.state.services
-        with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
-            experiment = services.experiments.create(ExperimentCreate(name="bench"))
-            run = services.runs.create(experiment.id, RunCreate(external=True))
-            store_rate = bench_store_ingest(services, run.id, args.repeats)
-            http_rate = bench_http_ingest(client, run.id, args.repeats)
-
-            seed_experiments(services, args.experiments)
-            list_ms = median_ms(
-                lambda: services.experiments.list_page(ExperimentFilter(page_size=50)), args.repeats * 4
-            )
-            http_list_ms = median_ms(lambda: client.get("/api/experiments?page_size=50"), args.repeats * 4)
-
-            # 50 runs x 20 keys x 1000 steps = 1,000,000 points; read one key's full history for all 50.
-            runs = [services.runs.create(experiment.id, RunCreate(external=True)).id for _ in range(50)]
-            steps = args.history_points // (50 * 20)
-            with services.db.transaction() as con:
-                metric_store.insert_table(con, points_table(runs, keys=20, steps=steps))
-
-            def history() -> None:
-                with services.db.read() as con:
-                    metric_store.history(con, runs, "metric_3")
-
-            history_ms = median_ms(history, args.repeats * 4)
-
+        settings = Settings(data_dir=data_dir, db=data_dir / "tunelab.duckdb")
+        db = Database(settings.db_path)
+        seeded = in_process_figures(Services.build(db), args)
+        db.close()
+        with served(data_dir) as url:
+            figures = {**seeded["figures"], **http_figures(url, seeded, args)}
+    figures["list_first_page_ms"]["http_ms"] = figures.pop("list_first_page_http_ms")
     print(
         json.dumps(
             {
-                "ingest_points_per_s_store": round(store_rate),
-                "ingest_points_per_s_http": round(http_rate),
-                "list_first_page_ms_at_experiments": {"experiments": args.experiments, "service_ms": round(list_ms, 2),
-                                                      "http_ms": round(http_list_ms, 2)},
-                "history_one_key_50_runs_ms": {"points": 50 * 20 * steps, "ms": round(history_ms, 2)},
-                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                **figures,
+                "bench_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "repeats": args.repeats,
-                "statistic": "median",
+                "statistic": "median unless p95 is named",
             },
             indent=2,
         )
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -293,6 +293,33 @@ def test_list_free_text_search_on_name(client, api) -> None:
     assert api.get("/api/experiments", q="_")["total"] == 0
 
 
+def test_list_sorts_by_name_creation_update_or_status(client, api) -> None:
+    made = {name: api.experiment(name, provenance=_at(day)) for day, name in enumerate(["b", "C", "a"], start=1)}
+    client.post(f"/api/experiments/{made['b']['id']}/status", json={"status": "running"})  # b updated last
+
+    def order(sort: str) -> list[str]:
+        return [item["name"] for item in api.get("/api/experiments", sort=sort)["items"]]
+
+    assert order("-created_at") == ["a", "C", "b"] == [i["name"] for i in api.get("/api/experiments")["items"]]
+    assert order("created_at") == ["b", "C", "a"]
+    assert order("name") == ["a", "b", "C"]  # letter case aside
+    assert order("-name") == ["C", "b", "a"]
+    assert order("-updated_at")[0] == "b" and order("updated_at")[-1] == "b"
+    assert order("status") == ["a", "C", "b"]  # draft before running; newest first within a status
+    api.error(client.get("/api/experiments", params={"sort": "size"}), 422, "validation_error")
+
+
+def test_list_filters_by_exact_name(client, api) -> None:
+    piano = api.experiment("piano")
+    api.experiment("piano 2")
+    client.post(f"/api/experiments/{piano['id']}/archive")
+
+    assert api.get("/api/experiments", name="piano")["total"] == 0  # archived: hidden by default
+    found = api.get("/api/experiments", name="piano", include_archived="true")["items"]
+    assert [e["id"] for e in found] == [piano["id"]]
+    assert api.get("/api/experiments", name="Piano", include_archived="true")["total"] == 0
+
+
 def test_archived_are_hidden_unless_include_archived(client, api) -> None:
     kept = api.experiment("kept")
     gone = api.experiment("gone")

@@ -1,8 +1,9 @@
-"""Provenance: what the caller says wins; the rest comes from the checkout, asked afresh each time."""
+"""Provenance: what the caller says wins; the rest comes from the checkout, kept current without asking git each time."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,17 +38,40 @@ def test_a_callers_commit_does_not_get_the_installations_dirty_flag(checkout: Pa
     assert provenance.capture(None).git_dirty is True
 
 
+def dirty_within(seconds: float) -> bool | None:
+    """The dirty flag once it has had `seconds` to follow an edit (it is refreshed in the background)."""
+    deadline = time.monotonic() + seconds
+    while (dirty := provenance.capture(None).git_dirty) is not True and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return dirty
+
+
 def test_commit_and_dirty_flag_follow_the_checkout_while_the_process_runs(checkout: Path) -> None:
     first = provenance.capture(None)
     assert (first.git_commit, first.git_dirty) == (git(checkout, "rev-parse", "HEAD"), False)
 
-    (checkout / "code.py").write_text("x = 2\n")
-    assert provenance.capture(None).git_dirty is True
+    (checkout / "code.py").write_text("x = 2\n")  # an edit changes nothing in .git: seen within about a second
+    assert dirty_within(provenance.DIRTY_MAX_AGE + 2) is True
 
-    git(checkout, "commit", "-q", "-am", "second")
+    git(checkout, "commit", "-q", "-am", "second")  # a commit is seen at once
     after = provenance.capture(None)
     assert (after.git_commit, after.git_dirty) == (git(checkout, "rev-parse", "HEAD"), False)
     assert after.git_commit != first.git_commit
+
+    git(checkout, "checkout", "-q", first.git_commit)  # so is a checkout (detached HEAD)
+    assert provenance.capture(None).git_commit == first.git_commit
+
+
+def test_a_create_asks_git_nothing_while_the_checkout_stays_the_same(checkout: Path, monkeypatch) -> None:
+    provenance.capture(None)
+    calls: list[tuple[str, ...]] = []
+    real = provenance._git
+    monkeypatch.setattr(provenance, "_git", lambda cwd, *args: calls.append(args) or real(cwd, *args))
+
+    for _ in range(20):
+        provenance.capture(None)
+
+    assert calls == []
 
 
 def test_outside_a_checkout_commit_and_dirty_are_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

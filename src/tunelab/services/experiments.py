@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import duckdb
+
 from tunelab.domain.common import Page, utcnow
 from tunelab.domain.experiments import (
     ALLOWED_TRANSITIONS,
@@ -87,15 +89,17 @@ class ExperimentService:
             metric_goals=data.metric_goals, run_count=0, created_at=prov.created_at, updated_at=utcnow(),
         )  # fmt: skip
         # The answer is built before anything is written. Without inputs the insert is the only write, so it
-        # needs no transaction of its own (a small write costs about half as much without BEGIN and COMMIT).
+        # needs no transaction of its own (a small write costs about half as much without BEGIN and COMMIT),
+        # and it checks the name itself: one statement.
         with self.db.transaction() if data.inputs else self.db.write() as con:
-            id_taken, owner = store.taken(con, experiment.id, experiment.name)
-            if id_taken:
-                raise Conflict(f"Experiment id {experiment.id!r} is taken", code="experiment_exists")
-            if owner is not None:
-                raise name_taken(experiment.name, owner)
             require_artifacts(con, [aid for ids in data.inputs.values() for aid in ids])
-            store.insert(con, _row(experiment))
+            try:
+                inserted = store.insert(con, _row(experiment))
+            except duckdb.ConstraintException:
+                raise Conflict(f"Experiment id {experiment.id!r} is taken", code="experiment_exists",
+                               details={"experiment_id": experiment.id}) from None  # fmt: skip
+            if not inserted:
+                raise name_taken(experiment.name, store.name_owner(con, experiment.name) or "")
         return experiment
 
     def get(self, experiment_id: str) -> Experiment:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import duckdb
+
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import ExperimentStatus, settled_status
+from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, settled_status
 from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
     MetricBatch,
@@ -29,11 +31,13 @@ from tunelab.domain.runs import (
 )
 from tunelab.errors import BadRequest, Conflict, NotFound, Unprocessable
 from tunelab.services.experiments import execution_fields, new_id, not_found
+from tunelab.services.experiments import require as require_experiment
 from tunelab.services.summaries import run_stats, with_summary
 from tunelab.store import experiments as experiment_store
 from tunelab.store import metrics as metric_store
 from tunelab.store import runs as store
 from tunelab.store.db import Connection, Database
+from tunelab.store.runs import StoredRun
 
 MAX_COMPARE = 20
 MAX_HISTORY_RUNS = 100
@@ -44,8 +48,8 @@ def run_not_found(run_id: str) -> NotFound:
     return NotFound(f"Run {run_id!r} does not exist", code="run_not_found", details={"run_id": run_id})
 
 
-def require_run(con: Connection, run_id: str) -> tuple[Run, dict[str, MetricGoal]]:
-    """The run as stored and its experiment's metric goals, or 404."""
+def require_run(con: Connection, run_id: str) -> StoredRun:
+    """The run as stored, with its experiment's metric goals and status, or 404."""
     found = store.get(con, run_id)
     if found is None:
         raise run_not_found(run_id)
@@ -57,11 +61,16 @@ class RunService:
         self.db = db
 
     def create(self, experiment_id: str, data: RunCreate) -> Run:
-        with self.db.transaction() as con:
-            found = experiment_store.get_with_runs(con, experiment_id)
+        """Create a run; a run of an outside engine (`external`) starts running, and so does its experiment.
+
+        A sweep's later runs cost one read and one insert: the unique index on (experiment, name) checks the name,
+        and only a run that starts its experiment writes the experiment too, in a transaction with the run.
+        """
+        with self.db.write() as con:
+            found = experiment_store.get_with_run_count(con, experiment_id)
             if found is None:
                 raise not_found(experiment_id)
-            experiment, names, _ = found
+            experiment, run_count = found
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
@@ -74,57 +83,86 @@ class RunService:
                     '{"external": true}',
                     code="training_unavailable",
                 )
-            name = data.name or next_run_name(names)
-            if name in names:
-                raise Conflict(f"Experiment already has a run named {name!r}", code="run_name_taken")
             now = utcnow()
-            training_type = data.config.get("training_type")
-            run = Run(
-                id=new_id("run"), experiment_id=experiment_id, name=name, status=RunStatus.RUNNING,
-                training_type=training_type if isinstance(training_type, str) else None, external=True,
-                config=data.config, inputs={}, error=None, adapter_id=None, final_loss=None, metrics_summary={},
-                created_at=now, started_at=now, completed_at=None,
-            )  # fmt: skip
+            run = self._new_run(experiment_id, data, data.name or f"run-{run_count + 1}", now)
+            starting = experiment.status is not ExperimentStatus.RUNNING
+            try:
+                self._insert(con, run, experiment if starting else None)
+            except duckdb.ConstraintException:
+                if data.name:
+                    raise Conflict(f"Experiment already has a run named {run.name!r}", code="run_name_taken",
+                                   details={"name": run.name}) from None  # fmt: skip
+                # run-{count+1} was taken (by a run named so by hand): the next free run-N.
+                run = run.model_copy(update={"name": next_run_name(store.names_for_experiment(con, experiment_id))})
+                self._insert(con, run, experiment if starting else None)
+        self.db.summaries.created(run.id)
+        return run
+
+    def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
+        if starts is None:
             store.insert(con, _row(run))
-            if experiment.status is not ExperimentStatus.RUNNING:  # a sweep's later runs write nothing more
-                experiment_store.update(
-                    con, experiment_id, execution_fields(experiment, ExperimentStatus.RUNNING, None)
-                )
-            return run
+            return
+        with self.db.transaction():
+            store.insert(con, _row(run))
+            experiment_store.update(con, starts.id, execution_fields(starts, ExperimentStatus.RUNNING, None))
+
+    @staticmethod
+    def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime) -> Run:
+        training_type = data.config.get("training_type")
+        return Run(
+            id=new_id("run"), experiment_id=experiment_id, name=name, status=RunStatus.RUNNING,
+            training_type=training_type if isinstance(training_type, str) else None, external=True,
+            config=data.config, inputs={}, error=None, adapter_id=None, final_loss=None, metrics_summary={},
+            created_at=now, started_at=now, completed_at=None,
+        )  # fmt: skip
 
     def get(self, run_id: str) -> Run:
         with self.db.read() as con:
-            run, goals = require_run(con, run_id)
-            return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), goals)
+            found = require_run(con, run_id)
+            return with_summary(found.run, run_stats(self.db, con, [run_id]).get(run_id, {}), found.goals)
 
     def set_status(self, run_id: str, update: RunStatusUpdate) -> Run:
-        """End a run (or start a pending one); the experiment settles once every run has ended."""
-        now = utcnow()
-        with self.db.transaction() as con:
-            if update.status in TERMINAL_RUN:
-                error = update.error if update.status is RunStatus.FAILED else None
-                run = store.end(con, run_id, update.status, error, now)
-            else:
-                run = self._start(con, run_id, update.status, now)
-            if run is None:
-                current, _ = require_run(con, run_id)
-                raise Conflict(f"Cannot move run from {current.status.value} to {update.status.value}",
-                               code="invalid_status_transition",
-                               details={"from": current.status.value, "to": update.status.value})  # fmt: skip
-            found = experiment_store.get_with_runs(con, run.experiment_id)
-            assert found is not None, "a run's experiment is never deleted"
-            experiment, _, outcomes = found
-            settled = settled_status(outcomes)
-            if settled and experiment.status is ExperimentStatus.RUNNING:
-                experiment_store.update(con, experiment.id, execution_fields(experiment, *settled))
-            return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), experiment.metric_goals)
+        """End a run (or start a pending one); the experiment settles once every run has ended.
 
-    def _start(self, con: Connection, run_id: str, status: RunStatus, now: datetime) -> Run | None:
-        run, _ = require_run(con, run_id)
-        if status is not RunStatus.RUNNING or run.status is not RunStatus.PENDING:
-            return None
-        store.update(con, run_id, {"status": RunStatus.RUNNING.value, "started_at": now})
-        return run.model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
+        Ending one run of several is a read of the run, a read of its siblings' statuses and one update; only the
+        run that ends the experiment writes the experiment too, in a transaction with the run.
+        """
+        now = utcnow()
+        with self.db.write() as con:
+            found = require_run(con, run_id)
+            run = found.run
+            ending = update.status in TERMINAL_RUN
+            if (
+                run.status in TERMINAL_RUN
+                or update.status is run.status
+                or not (ending or (update.status is RunStatus.RUNNING and run.status is RunStatus.PENDING))
+            ):
+                raise Conflict(f"Cannot move run from {run.status.value} to {update.status.value}",
+                               code="invalid_status_transition",
+                               details={"from": run.status.value, "to": update.status.value})  # fmt: skip
+            if ending:
+                error = update.error if update.status is RunStatus.FAILED else None
+                fields: dict[str, object] = {"status": update.status.value, "completed_at": now, "error": error}
+            else:
+                fields = {"status": update.status.value, "started_at": now}
+            # The answer is built before anything is written: nothing is committed that could not be answered.
+            answer = with_summary(
+                run.model_copy(update={**fields, "status": update.status}),
+                run_stats(self.db, con, [run_id]).get(run_id, {}), found.goals,
+            )  # fmt: skip
+            settled = None
+            if ending and found.experiment_status is ExperimentStatus.RUNNING:
+                outcomes = store.outcomes(con, run.experiment_id)
+                outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
+                settled = settled_status(outcomes.values())
+            if settled is None:
+                store.update(con, run_id, fields)
+            else:
+                with self.db.transaction():
+                    store.update(con, run_id, fields)
+                    experiment = require_experiment(con, run.experiment_id)
+                    experiment_store.update(con, experiment.id, execution_fields(experiment, *settled))
+            return answer
 
     def cancel(self, run_id: str) -> Run:
         return self.set_status(run_id, RunStatusUpdate(status=RunStatus.CANCELLED))
@@ -164,7 +202,7 @@ class RunService:
 
     def _require_running(self, con: Connection, run_id: str) -> None:
         """404 for an unknown run, 409 for one that is not running (a batch is refused whole)."""
-        run, _ = require_run(con, run_id)
+        run = require_run(con, run_id).run
         if run.status in TERMINAL_RUN:
             raise Conflict(f"Run {run.name!r} has ended ({run.status.value}); it takes no more metrics",
                            code="run_finished", details={"run_id": run_id, "status": run.status.value})  # fmt: skip
@@ -186,7 +224,7 @@ class RunService:
         cut series goes on); with `max_points`, each is instead decimated to at most that many points for a chart.
         """
         with self.db.read() as con:
-            run, goals = require_run(con, run_id)
+            found = require_run(con, run_id)
             stats = run_stats(self.db, con, [run_id]).get(run_id, {})
             wanted = [key for key in stats if keys is None or key in keys]
             floor = -1 if after_step is None else after_step
@@ -209,9 +247,9 @@ class RunService:
                     series[key] = text
         head = {
             "run_id": run_id,
-            "summary": {k: v.model_dump(mode="json") for k, v in summarise(stats, goals).items()},
+            "summary": {k: v.model_dump(mode="json") for k, v in summarise(stats, found.goals).items()},
             "final_loss": final_loss_of(stats),
-            "adapter_id": run.adapter_id,
+            "adapter_id": found.run.adapter_id,
             "next_after_step": next_after,
         }
         body = ",".join(f"{json.dumps(key)}:{series[key]}" for key in sorted(series))
@@ -246,11 +284,11 @@ class RunService:
             raise Unprocessable(f"Compare takes 1 to {MAX_COMPARE} run ids", code="invalid_compare")
         with self.db.read() as con:
             found = store.get_many(con, run_ids)
-            stats = run_stats(self.db, con, [run.id for run, _ in found])
-        missing = sorted(set(run_ids) - {run.id for run, _ in found})
+            stats = run_stats(self.db, con, [f.run.id for f in found])
+        missing = sorted(set(run_ids) - {f.run.id for f in found})
         if missing:
             raise NotFound(f"Unknown run ids: {', '.join(missing)}", code="run_not_found", details={"missing": missing})
-        runs = [with_summary(run, stats.get(run.id, {}), goals) for run, goals in found]
+        runs = [with_summary(f.run, stats.get(f.run.id, {}), f.goals) for f in found]
         return RunComparison(runs=runs, metrics=compare_metrics(runs))
 
 

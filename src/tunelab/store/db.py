@@ -39,6 +39,10 @@ class Database:
                 ) from exc
             raise
         self._lock = threading.RLock()
+        # Read cursors come from a connection of their own, under a lock of their own: a thread's first read
+        # must not wait for a writer holding the write lock.
+        self._cursor_source = self._conn.cursor()
+        self._cursor_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[Connection] = []
         self._closed = False
@@ -81,20 +85,21 @@ class Database:
         """This thread's read cursor: it never waits for writers, and writers never wait for it."""
         cursor: Connection | None = getattr(self._local, "cursor", None)
         if cursor is None:
-            with self._lock:
+            with self._cursor_lock:
                 if self._closed:
                     raise RuntimeError("the database is closed")
-                cursor = self._conn.cursor()
+                cursor = self._cursor_source.cursor()
                 self._cursors.append(cursor)
             self._local.cursor = cursor
         yield cursor
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._cursor_lock:
             self._closed = True
             for cursor in self._cursors:
                 cursor.close()
             self._cursors.clear()
+            self._cursor_source.close()
             self._conn.close()
 
 

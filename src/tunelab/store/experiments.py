@@ -13,9 +13,7 @@ from tunelab.domain.experiments import (
     ExperimentSort,
     ExperimentStatus,
     Provenance,
-    RunOutcome,
 )
-from tunelab.domain.runs import RunStatus
 from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text
 
 # Run counts and best metrics are not columns: the service derives them from the runs (see services/experiments).
@@ -37,12 +35,21 @@ _ORDER = {
 }
 
 
-def insert(con: Connection, row: dict[str, Any]) -> None:
+def insert(con: Connection, row: dict[str, Any]) -> bool:
+    """Insert the experiment unless its name is taken (checked by the statement itself); whether it was.
+    A taken id raises duckdb.ConstraintException."""
     values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
-    con.execute(f"INSERT INTO experiments ({columns}) VALUES ({marks})", list(values.values()))  # noqa: S608
+    inserted = con.execute(
+        f"INSERT INTO experiments ({columns}) SELECT {marks} "  # noqa: S608 - the columns are ours
+        "WHERE NOT EXISTS (SELECT 1 FROM experiments WHERE name = ?)",
+        [*values.values(), row["name"]],
+    ).fetchone()
+    if not inserted or not inserted[0]:
+        return False
     link_artifacts(con, row["id"], "input", row["inputs"])
+    return True
 
 
 def link_artifacts(con: Connection, experiment_id: str, direction: str, by_type: dict[str, list[str]]) -> None:
@@ -77,30 +84,19 @@ def get(con: Connection, experiment_id: str) -> Experiment | None:
     return _to_experiment(row) if row else None
 
 
-def get_with_runs(con: Connection, experiment_id: str) -> tuple[Experiment, set[str], list[RunOutcome]] | None:
-    """The experiment, its run names and its runs' outcomes, in one query (what starting and ending runs need)."""
+def get_with_run_count(con: Connection, experiment_id: str) -> tuple[Experiment, int] | None:
+    """The experiment and how many runs it has, in one query."""
     row = fetch_one(
         con,
-        "SELECT e.*, (SELECT list({'name': name, 'status': status, 'ended': completed_at, 'error': error}) "
-        "FROM runs WHERE experiment_id = e.id) AS runs FROM experiments e WHERE e.id = ?",
-        [experiment_id],
+        "SELECT e.*, (SELECT count(*) FROM runs WHERE experiment_id = ?) AS runs FROM experiments e WHERE e.id = ?",
+        [experiment_id, experiment_id],
     )
-    if row is None:
-        return None
-    runs = row["runs"] or []
-    outcomes = [RunOutcome(RunStatus(r["status"]), r["ended"], r["error"]) for r in runs]
-    return _to_experiment(row), {r["name"] for r in runs}, outcomes
+    return (_to_experiment(row), int(row["runs"])) if row else None
 
 
 def name_owner(con: Connection, name: str) -> str | None:
     row = con.execute("SELECT id FROM experiments WHERE name = ? LIMIT 1", [name]).fetchone()
     return str(row[0]) if row else None
-
-
-def taken(con: Connection, experiment_id: str, name: str) -> tuple[bool, str | None]:
-    """Whether `experiment_id` names an experiment, and which experiment (if any) is called `name`; one query."""
-    rows = con.execute("SELECT id, name FROM experiments WHERE id = ? OR name = ?", [experiment_id, name]).fetchall()
-    return any(row[0] == experiment_id for row in rows), next((str(r[0]) for r in rows if r[1] == name), None)
 
 
 def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment], int]:

@@ -199,6 +199,12 @@ def m005_metric_goals_and_summaries_on_read(con: Connection) -> None:
     con.execute("DELETE FROM metrics WHERE rowid NOT IN (SELECT max(rowid) FROM metrics GROUP BY run_id, key, step)")
 
 
+@migration
+def m006_unique_run_names(con: Connection) -> None:
+    # Run names were unique per experiment by a read before every insert; the index makes the insert check it.
+    con.execute("CREATE UNIQUE INDEX idx_runs_experiment_name ON runs(experiment_id, name)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:

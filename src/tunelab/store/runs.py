@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from tunelab.domain.experiments import RunOutcome
+from tunelab.domain.experiments import ExperimentStatus, RunOutcome
 from tunelab.domain.metrics import MetricGoal
-from tunelab.domain.runs import TERMINAL_RUN, Run, RunStatus
+from tunelab.domain.runs import Run, RunStatus
 from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text
 
 _JSON_COLUMNS = {"config", "inputs"}
 UPDATABLE = {"status", "error", "adapter_id", "started_at", "completed_at", "inputs", "config"}
-_OPEN = [s.value for s in RunStatus if s not in TERMINAL_RUN]
-# A run with its experiment's metric goals, which decide what its summary calls best.
+# A run with its experiment's metric goals (which decide what its summary calls best) and status.
 _SELECT = (
-    "SELECT r.*, e.metric_goals AS experiment_metric_goals FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+    "SELECT r.*, e.metric_goals AS experiment_metric_goals, e.status AS experiment_status "
+    "FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 )
 
-Goals = dict[str, MetricGoal]
+
+@dataclass(frozen=True)
+class StoredRun:
+    run: Run
+    goals: dict[str, MetricGoal]
+    experiment_status: ExperimentStatus
 
 
 def insert(con: Connection, row: dict[str, Any]) -> None:
@@ -38,25 +43,14 @@ def update(con: Connection, run_id: str, fields: dict[str, Any]) -> None:
     con.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*values, run_id])  # noqa: S608
 
 
-def end(con: Connection, run_id: str, status: RunStatus, error: str | None, now: datetime) -> Run | None:
-    """End a run that has not ended yet, in one statement; the run as it is now, or None if it had ended
-    (or does not exist)."""
-    row = fetch_one(
-        con,
-        "UPDATE runs SET status = ?, completed_at = ?, error = ? WHERE id = ? AND list_contains(?, status) RETURNING *",
-        [status.value, now, error, run_id, _OPEN],
-    )
-    return to_run(row) if row else None
-
-
-def get(con: Connection, run_id: str) -> tuple[Run, Goals] | None:
+def get(con: Connection, run_id: str) -> StoredRun | None:
     row = fetch_one(con, _SELECT + " WHERE r.id = ?", [run_id])
-    return (to_run(row), _goals(row)) if row else None
+    return _stored(row) if row else None
 
 
-def get_many(con: Connection, run_ids: list[str]) -> list[tuple[Run, Goals]]:
+def get_many(con: Connection, run_ids: list[str]) -> list[StoredRun]:
     rows = fetch_dicts(con, _SELECT + " WHERE list_contains(?, r.id)", [run_ids])
-    by_id = {row["id"]: (to_run(row), _goals(row)) for row in rows}
+    by_id = {row["id"]: _stored(row) for row in rows}
     return [by_id[rid] for rid in run_ids if rid in by_id]
 
 
@@ -85,11 +79,12 @@ def ids_by_experiment(con: Connection, experiment_ids: list[str]) -> dict[str, l
     return {str(experiment_id): list(ids) for experiment_id, ids in rows}
 
 
-def outcomes(con: Connection, experiment_id: str) -> list[RunOutcome]:
+def outcomes(con: Connection, experiment_id: str) -> dict[str, RunOutcome]:
+    """Each of the experiment's runs' status, end time and error, by run id."""
     rows = con.execute(
-        "SELECT status, completed_at, error FROM runs WHERE experiment_id = ?", [experiment_id]
+        "SELECT id, status, completed_at, error FROM runs WHERE experiment_id = ?", [experiment_id]
     ).fetchall()
-    return [RunOutcome(RunStatus(status), ended, error) for status, ended, error in rows]
+    return {run_id: RunOutcome(RunStatus(status), ended, error) for run_id, status, ended, error in rows}
 
 
 def names_for_experiment(con: Connection, experiment_id: str) -> set[str]:
@@ -98,8 +93,9 @@ def names_for_experiment(con: Connection, experiment_id: str) -> set[str]:
     }
 
 
-def _goals(row: dict[str, Any]) -> Goals:
-    return {key: MetricGoal(goal) for key, goal in json.loads(row["experiment_metric_goals"]).items()}
+def _stored(row: dict[str, Any]) -> StoredRun:
+    goals = {key: MetricGoal(goal) for key, goal in json.loads(row["experiment_metric_goals"]).items()}
+    return StoredRun(to_run(row), goals, ExperimentStatus(row["experiment_status"]))
 
 
 def to_run(row: dict[str, Any]) -> Run:

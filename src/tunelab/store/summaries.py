@@ -38,6 +38,11 @@ class SummaryCache:
                     self._stats[rid] = stats
         return found
 
+    def created(self, run_id: str) -> None:
+        """A new run, which has no points yet: no need to look for them."""
+        with self._lock:
+            self._stats.setdefault(run_id, {})
+
     def appended(self, run_id: str, fresh: RunStats) -> None:
         """Points that all come after the run's stored ones were committed."""
         with self._lock:
