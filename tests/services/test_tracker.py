@@ -181,3 +181,26 @@ def test_concurrent_writers_of_the_same_steps_leave_one_point_per_step(services:
     assert all(p["value"] in sent[p["step"]] for p in series)
     summary = services.runs.get(run.id).metrics_summary["loss"]
     assert summary.count == 1000 and summary.best == min(p["value"] for p in series)
+
+
+def test_after_a_restart_runs_keep_taking_or_refusing_points_as_their_status_says(settings) -> None:
+    """What the server keeps in memory (stats, which runs run) starts empty after a restart and is rebuilt."""
+    from tunelab.store import Database
+
+    first = Database(settings.db_path)
+    services = Services.build(first)
+    experiment = services.experiments.create(ExperimentCreate(name="restarted"))
+    running = services.runs.create(experiment.id, RunCreate(external=True, name="running"))
+    ended = services.runs.create(experiment.id, RunCreate(external=True, name="ended"))
+    services.runs.ingest(running.id, MetricBatch(points=[MetricPoint(key="loss", value=0.5, step=1)]))
+    services.runs.set_status(ended.id, RunStatusUpdate(status=RunStatus.COMPLETED))
+    first.close()
+
+    again = Services.build(Database(settings.db_path))
+    assert again.runs.ingest(running.id, MetricBatch(points=[MetricPoint(key="loss", value=0.25, step=2)])) == 1
+    with pytest.raises(Conflict) as refused:
+        again.runs.ingest(ended.id, MetricBatch(points=[MetricPoint(key="loss", value=0.25, step=2)]))
+    assert refused.value.code == "run_finished"
+    summary = again.runs.get(running.id).metrics_summary["loss"]
+    assert (summary.count, summary.final, summary.best) == (2, 0.25, 0.25)
+    again.db.close()

@@ -96,6 +96,7 @@ class RunService:
                 run = run.model_copy(update={"name": next_run_name(store.names_for_experiment(con, experiment_id))})
                 self._insert(con, run, experiment if starting else None)
         self.db.summaries.created(run.id)
+        self.db.summaries.now_running(run.id)
         return run
 
     def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
@@ -155,6 +156,7 @@ class RunService:
                 outcomes = store.outcomes(con, run.experiment_id)
                 outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
                 settled = settled_status(outcomes.values())
+            self.db.summaries.not_running(run_id)  # before the write; `now_running` after one that starts it
             if settled is None:
                 store.update(con, run_id, fields)
             else:
@@ -162,6 +164,8 @@ class RunService:
                     store.update(con, run_id, fields)
                     experiment = require_experiment(con, run.experiment_id)
                     experiment_store.update(con, experiment.id, execution_fields(experiment, *settled))
+            if answer.status is RunStatus.RUNNING:
+                self.db.summaries.now_running(run_id)
             return answer
 
     def cancel(self, run_id: str) -> Run:
@@ -185,10 +189,12 @@ class RunService:
                 self._require_running(con, run_id)
                 return 0
             if appends_to(stats, fresh):
-                if not metric_store.insert_points(con, run_id, points, default_ts=utcnow()):
+                known = self.db.summaries.is_running(run_id)
+                if not metric_store.insert_points(con, run_id, points, utcnow(), check_running=not known):
                     self._require_running(con, run_id)  # the insert's guard found the run not running: raises
                     raise AssertionError(f"run {run_id} is running, yet its batch was not inserted")
                 self.db.summaries.appended(run_id, fresh)
+                self.db.summaries.now_running(run_id)  # it took the batch: it is running
                 return len(points)
             with self.db.transaction():
                 self._require_running(con, run_id)
@@ -196,7 +202,7 @@ class RunService:
                           if k in stats and s <= stats[k].last_step]  # fmt: skip
                 metric_store.delete_points(con, run_id, [points.keys[i] for i in stored],
                                            [points.steps[i] for i in stored])  # fmt: skip
-                metric_store.insert_points(con, run_id, points, default_ts=utcnow())
+                metric_store.insert_points(con, run_id, points, utcnow())
             self.db.summaries.forget(run_id)
         return len(points)
 
