@@ -42,19 +42,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def run_ops(data_dir: Path, request: dict[str, Any] | str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+def run_ops(
+    data_dir: Path, request: dict[str, Any] | str | bytes, env: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """(exit code, parsed answer) of one `tunelab ops` call; the answer must be exactly one JSON line."""
-    raw = request if isinstance(request, str) else json.dumps(request)
+    raw = request if isinstance(request, bytes) else (request if isinstance(request, str) else json.dumps(request))
     done = subprocess.run(
         [sys.executable, "-m", "tunelab", "ops", "--data-dir", str(data_dir)],
-        input=raw,
+        input=raw.encode() if isinstance(raw, str) else raw,
         capture_output=True,
-        text=True,
         env=env or clean_env(),
         timeout=60,
     )
-    lines = done.stdout.splitlines()
-    assert len(lines) == 1, f"stdout: {done.stdout!r}\nstderr: {done.stderr}"
+    stdout, stderr = done.stdout.decode(), done.stderr.decode(errors="replace")
+    lines = stdout.splitlines()
+    assert len(lines) == 1, f"stdout: {stdout!r}\nstderr: {stderr}"
     return done.returncode, json.loads(lines[0])
 
 
@@ -315,6 +317,30 @@ def test_malformed_requests_are_exit_1_with_a_clear_code(tmp_path: Path) -> None
     assert "create_experiment" in assert_error(answers[2], "unknown_op")["details"]["ops"]
     assert assert_error(answers[3], "missing_field")["details"] == {"field": "results"}
     assert assert_error(answers[4], "validation_error")["details"]["errors"][0]["loc"] == ["name"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "says", "where"),
+    [
+        (b"[" * 100_000, "nested more than 200 levels deep", {"line": 1, "column": 202}),
+        ('{"op": "create_experiment", "name": "café"}'.encode("latin-1"), "not UTF-8 text (byte 40 is 0xe9)",
+         {"byte": 40}),
+        (b'{"op": "get_experiment", "experiment_id": "\\udc00"}', "surrogate", {"line": 1, "column": 49}),
+        (b'{"op": "get_experiment", "experiment_id": "\\ud800"}', "surrogate", {"line": 1, "column": 50}),
+        (b'{"op": "list_experiments"} {"op": "list_experiments"}', "trailing characters", {"line": 1, "column": 28}),
+        (b'{"op": "list_experiments", "filter": {"limit": NaN}}', "expected value", {"line": 1, "column": 48}),
+        (b"\n", "The request is empty", {}),
+    ],
+    ids=["too deep", "not utf-8", "lone low surrogate", "lone high surrogate", "trailing", "NaN", "empty"],
+)  # fmt: skip
+def test_stdin_that_is_not_strict_json_is_invalid_json(
+    tmp_path: Path, raw: bytes, says: str, where: dict[str, int]
+) -> None:
+    error = assert_error(run_ops(tmp_path / "data", raw), "invalid_json")
+
+    assert says in error["message"]
+    assert error["details"] == where
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
 
 
 # --- file mode only ----------------------------------------------------------------------------------------------

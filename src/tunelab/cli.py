@@ -70,7 +70,9 @@ def ops(data_dir: DataDirOption = None) -> None:
 
     from tunelab import ops as operations
 
-    answer, code = operations.run(sys.stdin.read(), _settings(data_dir))
+    # Bytes, not text: decoding is the parser's job, so that bad UTF-8 is invalid_json like any other bad input.
+    raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    answer, code = operations.run(raw, _settings(data_dir))
     sys.stdout.write(json.dumps(answer) + "\n")
     raise typer.Exit(code)
 
