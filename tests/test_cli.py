@@ -9,9 +9,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import typer.main
 import uvicorn
 from fastapi import Request, Response
 from typer.testing import CliRunner
@@ -93,6 +95,27 @@ def test_experiments_help_lists_its_subcommands() -> None:
     assert code == 0
     for command in ("list", "show", "archive", "unarchive"):
         assert re.search(rf"^\W*{command}\s", output, re.MULTILINE), output
+
+
+def command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, as argument lists: ("experiments", "list"), …"""
+    paths = [prefix]
+    for name, command in getattr(group, "commands", {}).items():
+        paths += command_paths(command, (*prefix, name))
+    return paths
+
+
+def test_flags_read_like_flags_in_every_help() -> None:
+    paths = command_paths(typer.main.get_command(app))
+    assert ("experiments", "list") in paths and ("serve",) in paths
+    for path in paths:
+        code, output = tunelab(*path, "--help")
+        assert code == 0, output
+        assert "<bool>" not in output, output
+        assert re.search(r"--help\s+Show this message and exit", output), output
+    _, output = tunelab("experiments", "list", "--help")
+    assert re.search(r"--all\s+Include archived", output), output
+    assert re.search(r"--status\s+STATUS\s+Only experiments", output), output
 
 
 # --- experiments, reading the file ------------------------------------------------------------------------------------

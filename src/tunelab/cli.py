@@ -10,20 +10,47 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tunelab.config import Settings
 from tunelab.domain.experiments import Experiment, ExperimentFilter
 from tunelab.errors import TuneLabError
 
-app = typer.Typer(help="TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.", no_args_is_help=True)
-experiments_app = typer.Typer(help="List, show, archive and unarchive experiments.", no_args_is_help=True)
-models_app = typer.Typer(help="Base models: create the tiny local MusicGen.", no_args_is_help=True)
+
+def _without_flag_types(params: list[Any]) -> list[Any]:
+    """Typer's rich help (0.29) prints a value type after every option, so flags, `--help` included, read
+    `--all <bool>` as if they took a value; its plain help skips flags. A blank metavar blanks that column."""
+    for param in params:
+        if isinstance(param, TyperOption) and (param.is_flag or param.count) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(cls=Group, help=help_text, no_args_is_help=True)
+
+
+app = _group("TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.")
+experiments_app = _group("List, show, archive and unarchive experiments.")
+models_app = _group("Base models: create the tiny local MusicGen.")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 
 DataDirOption = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab)."),
+    typer.Option(
+        "--data-dir", metavar="DIR", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab)."
+    ),
 ]
 
 
@@ -33,11 +60,11 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(
     data_dir: DataDirOption = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on (default 8000).")] = None,
 ) -> None:
     """Start the studio's web server and API."""
     import uvicorn
@@ -63,7 +90,7 @@ def serve(
         remove_server_file(settings)
 
 
-@app.command()
+@app.command(cls=Command)
 def ops(data_dir: DataDirOption = None) -> None:
     """Read one JSON operation on stdin and write one JSON answer on stdout (exit 1 on error)."""
     import json
@@ -122,13 +149,13 @@ def _row(e: Experiment) -> list[str]:
     ]
 
 
-@experiments_app.command("list")
+@experiments_app.command("list", cls=Command)
 def list_experiments(
     data_dir: DataDirOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Include archived experiments.")] = False,
-    status: Annotated[str | None, typer.Option(help="Only experiments with this status.")] = None,
-    q: Annotated[str | None, typer.Option("--search", help="Only names containing this text.")] = None,
-    page: Annotated[int, typer.Option(min=1)] = 1,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only experiments with this status.")] = None,
+    q: Annotated[str | None, typer.Option("--search", metavar="TEXT", help="Only names containing this text.")] = None,
+    page: Annotated[int, typer.Option(min=1, metavar="N", help="Which page to show.")] = 1,
 ) -> None:
     """Show experiments as a table, newest first."""
     with _experiments(data_dir) as experiments:
@@ -138,7 +165,7 @@ def list_experiments(
     typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
 
 
-@experiments_app.command("show")
+@experiments_app.command("show", cls=Command)
 def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
     """Show one experiment with its runs."""
     with _experiments(data_dir) as experiments:
@@ -154,7 +181,7 @@ def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
     typer.echo("\n" + _table(["RUN", "NAME", "STATUS", "FINAL LOSS"], rows))
 
 
-@experiments_app.command("archive")
+@experiments_app.command("archive", cls=Command)
 def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
     """Archive an experiment (it can be unarchived later)."""
     with _experiments(data_dir) as experiments:
@@ -164,7 +191,7 @@ def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> No
     )
 
 
-@experiments_app.command("unarchive")
+@experiments_app.command("unarchive", cls=Command)
 def unarchive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
     """Bring an archived experiment back (status draft)."""
     with _experiments(data_dir) as experiments:
@@ -172,10 +199,10 @@ def unarchive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> 
     typer.echo(f"Unarchived {experiment.name} ({experiment.id}); status {experiment.status.value}")
 
 
-@models_app.command("create-tiny")
+@models_app.command("create-tiny", cls=Command)
 def create_tiny(
     directory: Annotated[Path, typer.Argument(help="Folder to write the model to.")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same model.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed; the same seed gives the same model.")] = 0,
 ) -> None:
     """Write a tiny randomly initialised MusicGen (a few MB) for tests and demos."""
     from tunelab.training.tiny import create_tiny_musicgen
