@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -118,29 +119,44 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
     pytest.fail(f"tunelab serve did not answer within {timeout}s:\n{log.read_text()}")
 
 
+RUNNING_AT = re.compile(r"TuneLab is running at (http://\S+)")
+
+
+def start_serving(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`tunelab serve` on a port the system picks (port 0), and the URL it printed once it had the socket."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, env=clean_env(),
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (printed := RUNNING_AT.search(log.read_text())):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"tunelab serve printed no URL (exit {process.returncode}):\n{log.read_text()}")
+        time.sleep(0.05)
+    wait_until_healthy(printed[1], process, log)
+    return process, printed[1]
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.terminate()
+    try:
+        return process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("served")
     log = tmp_path_factory.mktemp("logs") / "serve.log"
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-        )
+    process, url = start_serving(data_dir, log)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, log)
         yield Server(url=url, data_dir=data_dir, process=process, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process)
     assert not (data_dir / f"{DB_NAME}.server.json").exists(), "the server left its address file behind"
 
 
@@ -391,6 +407,49 @@ def test_serve_prints_its_url_and_leaves_its_address_in_the_data_dir(server: Ser
     assert info["url"] == server.url
     assert info["pid"] == server.process.pid
     assert Path(info["db"]) == server.db_path.resolve()
+
+
+def test_serve_on_port_0_prints_the_port_it_got_and_removes_its_address_on_exit(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, url = start_serving(data_dir, tmp_path / "serve.log")
+    try:
+        assert not url.endswith(":0")
+        assert json.loads((data_dir / f"{DB_NAME}.server.json").read_text())["url"] == url
+    finally:
+        exit_code = stop(process)
+    assert exit_code == 128 + signal.SIGTERM
+    assert not (data_dir / f"{DB_NAME}.server.json").exists()
+
+
+def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            capture_output=True, text=True, env=clean_env(), timeout=60,
+        )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TuneLab is running" not in done.stdout
+    assert f"127.0.0.1:{port} is already in use" in done.stderr
+    assert re.search(r"`make run PORT=\d+` or `tunelab serve --port \d+`", done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not data_dir.exists()  # neither a database nor an address file
+
+
+def test_a_second_server_on_the_same_port_leaves_the_first_ones_address(server: Server) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(server.data_dir), "--port", port],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode == 1 and "already in use" in done.stderr, done.stdout + done.stderr
+    assert json.loads((server.data_dir / f"{DB_NAME}.server.json").read_text())["url"] == server.url
+    assert httpx.get(f"{server.url}/api/health").status_code == 200
 
 
 def test_with_a_server_running_ops_go_through_http(server: Server) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -15,6 +17,9 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from tunelab.config import Settings
 from tunelab.domain.experiments import Experiment, ExperimentFilter
 from tunelab.errors import TuneLabError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def _without_flag_types(params: list[Any]) -> list[Any]:
@@ -67,25 +72,78 @@ def serve(
     port: Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on (default 8000).")] = None,
 ) -> None:
     """Start the studio's web server and API."""
-    import uvicorn
-
-    from tunelab.api.app import create_app
-    from tunelab.client import remove_server_file, write_server_file
-
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings(data_dir, **overrides)
+    # Bound before anything else, so that a busy port fails before the database is opened, and the URL is
+    # printed and the address file written only for a server that got its socket.
+    with _listen(settings.host, settings.port) as sock:
+        application = _application(settings)
+        _serve(application, sock, settings)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port (port 0: any free one), or exit 1 saying why not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn does: a restart need not wait for the previous server's connections to leave TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        application = create_app(settings)
+        sock.bind((host, port))
+        sock.listen(2048)  # from here connections queue until uvicorn accepts them, instead of being refused
+    except OSError as exc:
+        sock.close()
+        typer.secho(f"error: {_cannot_listen(host, port, exc)}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    where = f"{host}:{port}"
+    if exc.errno != errno.EADDRINUSE:
+        return f"cannot listen on {where}: {exc.strerror or exc}"
+    other = _free_port_after(host, port)
+    return (
+        f"{where} is already in use (by another TuneLab server, or another program). Choose another port: "
+        f"`make run PORT={other}` or `tunelab serve --port {other}`."
+    )
+
+
+def _free_port_after(host: str, port: int) -> int:
+    """The first port after `port` that is free on `host`, to suggest; port + 1 when none is found nearby."""
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return port + 1
+
+
+def _application(settings: Settings) -> FastAPI:
+    from tunelab.api.app import create_app
+
+    try:
+        return create_app(settings)
     except TuneLabError as exc:
         typer.secho(f"error: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None
-    url = f"http://{settings.host}:{settings.port}"
+
+
+def _serve(application: FastAPI, sock: socket.socket, settings: Settings) -> None:
+    """Serve on the bound socket until stopped; the address file lives exactly as long as the server."""
+    import uvicorn
+
+    from tunelab.client import remove_server_file, write_server_file
+
+    bound_port = sock.getsockname()[1]  # the one the system chose, for port 0
+    url = f"http://{f'[{settings.host}]' if ':' in settings.host else settings.host}:{bound_port}"
     write_server_file(settings, url)
-    typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
-    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets `finally` remove the file.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+        typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets `finally` remove the file.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+        config = uvicorn.Config(application, host=settings.host, port=bound_port, log_level="info")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         remove_server_file(settings)
 
