@@ -32,8 +32,15 @@ runner = CliRunner()
 
 
 def tunelab(*args: str) -> tuple[int, str]:
+    """(exit code, what the terminal shows: stdout and stderr)."""
     result = runner.invoke(app, list(args), prog_name="tunelab")
     return result.exit_code, result.output
+
+
+def streams(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr)."""
+    result = runner.invoke(app, list(args), prog_name="tunelab")
+    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -175,9 +182,9 @@ def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> 
 
 
 def test_show_prints_the_experiment_and_its_runs_newest_first(data_dir: Path, seeded: dict[str, str]) -> None:
-    code, output = tunelab("experiments", "show", seeded["piano"], "--data-dir", str(data_dir))
+    code, output, errors = streams("experiments", "show", seeded["piano"], "--data-dir", str(data_dir))
 
-    assert code == 0, output
+    assert code == 0, output + errors
     assert output.splitlines()[0] == "piano lora  [running]"
     fields = dict(re.findall(r"^  (\w[\w ]*?)\s{2,}(.+)$", output, re.MULTILINE))
     assert fields["id"] == seeded["piano"]
@@ -226,6 +233,42 @@ def test_archive_commands_on_unknown_experiment_are_exit_1(data_dir: Path, comma
     assert "experiment_not_found" in output
 
 
+# --- which database: said on stderr, and never created by a command that only reads ------------------------------
+
+
+def test_the_cli_says_which_database_it_opened(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+
+    assert code == 0
+    assert errors == f"tunelab: Opened {data_dir / 'tunelab.duckdb'} (no server holds it).\n"
+    assert "piano lora" in output and "Opened" not in output  # stdout keeps only the table
+
+
+def test_the_cli_says_when_the_database_it_opened_is_empty(data_dir: Path) -> None:
+    Database(Settings(data_dir=data_dir).db_path).close()
+
+    code, _, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+
+    assert code == 0
+    assert f"Opened {data_dir / 'tunelab.duckdb'} (no server holds it): it holds no experiments." in errors
+    assert "--data-dir DIR or set TUNELAB_DATA_DIR" in errors
+
+
+def test_commands_on_a_missing_database_say_so_and_create_nothing(data_dir: Path) -> None:
+    nothing_there = f"There is no TuneLab database at {data_dir / 'tunelab.duckdb'}; nothing was created."
+
+    code, output, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+    assert code == 0 and "0 of 0 experiment(s)" in output
+    assert nothing_there in errors and "--data-dir DIR or set TUNELAB_DATA_DIR" in errors
+    for command in ("show", "archive", "unarchive"):
+        code, _, errors = streams("experiments", command, "drums", "--data-dir", str(data_dir))
+        assert code == 1 and nothing_there in errors and "experiment_not_found" in errors
+    code, _, errors = streams("experiments", "list", "--status", "bogus", "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_status" in errors  # validated as against a real database
+
+    assert not data_dir.exists()
+
+
 # --- experiments, through a running server ------------------------------------------------------------------------
 
 
@@ -266,8 +309,9 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
     httpx.post(f"{url}/api/runs/{run['id']}/metrics", json={"points": [{"key": "loss", "value": 0.125, "step": 3}]})
     seen.clear()
 
-    code, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    code, listed, errors = streams("experiments", "list", "--data-dir", str(data_dir))
     assert code == 0, listed
+    assert errors == ""  # no note: the server's database is the one the data dir names
     assert table_rows(listed)[1][:5] == [created["id"], "remote", "running", "1", "loss=0.125"]
 
     code, shown = tunelab("experiments", "show", created["id"], "--data-dir", str(data_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,18 +48,30 @@ def run_ops(
     data_dir: Path, request: dict[str, Any] | str | bytes, env: dict[str, str] | None = None
 ) -> tuple[int, Any]:
     """(exit code, parsed answer) of one `tunelab ops` call; the answer must be exactly one JSON line."""
+    exit_code, answer, _ = ops_call(["--data-dir", str(data_dir)], request, env)
+    return exit_code, answer
+
+
+def ops_call(
+    options: list[str],
+    request: dict[str, Any] | str | bytes,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, Any, str]:
+    """(exit code, parsed answer, stderr) of `tunelab ops OPTIONS`; the answer must be exactly one JSON line."""
     raw = request if isinstance(request, bytes) else (request if isinstance(request, str) else json.dumps(request))
     done = subprocess.run(
-        [sys.executable, "-m", "tunelab", "ops", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "tunelab", "ops", *options],
         input=raw.encode() if isinstance(raw, str) else raw,
         capture_output=True,
         env=env or clean_env(),
+        cwd=cwd,
         timeout=60,
     )
     stdout, stderr = done.stdout.decode(), done.stderr.decode(errors="replace")
     lines = stdout.splitlines()
     assert len(lines) == 1, f"stdout: {stdout!r}\nstderr: {stderr}"
-    return done.returncode, json.loads(lines[0])
+    return done.returncode, json.loads(lines[0]), stderr
 
 
 def unique(prefix: str) -> str:
@@ -122,12 +135,12 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
 RUNNING_AT = re.compile(r"TuneLab is running at (http://\S+)")
 
 
-def start_serving(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_serving(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """`tunelab serve` on a port the system picks (port 0), and the URL it printed once it had the socket."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env=clean_env(),
+            stdout=out, stderr=subprocess.STDOUT, env=env or clean_env(),
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while not (printed := RUNNING_AT.search(log.read_text())):
@@ -380,6 +393,27 @@ def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
         con.close()
 
 
+def test_ops_say_on_stderr_which_database_they_opened_and_only_create_makes_one(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    db = data_dir / DB_NAME
+    here = ["--data-dir", str(data_dir)]
+
+    for read in ({"op": "list_experiments"}, {"op": "find_by_input_artifacts", "artifact_ids": ["art-1"]}):
+        code, answer, said = ops_call(here, read)
+        assert (code, answer) == (0, [])
+        assert f"There is no TuneLab database at {db}; nothing was created." in said
+    code, answer, said = ops_call(here, {"op": "update_status", "experiment_id": "exp-1", "status": "running"})
+    assert answer["error"]["code"] == "experiment_not_found" and "There is no TuneLab database" in said
+    assert not data_dir.exists()
+
+    code, created, said = ops_call(here, {"op": "create_experiment", "name": "first"})
+    assert code == 0, created
+    assert f"Created a new TuneLab database at {db}" in said and "TUNELAB_DATA_DIR" in said
+    code, listed, said = ops_call(here, {"op": "list_experiments"})
+    assert listed == [created]
+    assert said == f"tunelab: Opened {db} (no server holds it).\n"
+
+
 def test_experiment_db_env_var_is_honoured(tmp_path: Path) -> None:
     legacy_db = tmp_path / "legacy" / "experiments.duckdb"
     data_dir = tmp_path / "data"
@@ -393,9 +427,9 @@ def test_experiment_db_env_var_is_honoured(tmp_path: Path) -> None:
         assert con.execute("SELECT id FROM experiments").fetchall() == [(created["id"],)]
     finally:
         con.close()
-    # Without the variable the data dir's own (empty) database is used.
+    # Without the variable the data dir's own database is used: there is none, and a read does not create it.
     assert ok(run_ops(data_dir, {"op": "list_experiments", "filter": {}})) == []
-    assert (data_dir / DB_NAME).is_file()
+    assert not (data_dir / DB_NAME).exists()
 
 
 # --- server mode only -------------------------------------------------------------------------------------------
@@ -468,6 +502,42 @@ def test_with_a_server_running_ops_go_through_http(server: Server) -> None:
     assert listed == api_list["items"] == [api]
 
 
+# --- the data dir of a source checkout ---------------------------------------------------------------------------
+
+
+def source_checkout_copy(tmp_path: Path) -> Path:
+    """A checkout as `make setup` leaves one: src/tunelab beside a pyproject.toml that names tunelab."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(CHECKOUT, checkout / "src" / "tunelab", ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "pyproject.toml").write_text('[project]\nname = "tunelab"\n')
+    return checkout
+
+
+def test_in_a_source_checkout_the_cli_and_ops_reach_the_server_make_run_started(tmp_path: Path) -> None:
+    """The reported case: `make run` serves <checkout>/data; `tunelab experiments list` and `tunelab ops` in the same
+    checkout, without --data-dir, must reach that server and create no second database in the home folder."""
+    checkout = source_checkout_copy(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(PYTHONPATH=str(checkout / "src"), HOME=str(home))
+    process, url = start_serving(checkout / "data", tmp_path / "serve.log", env=env)  # as `make run` does
+    try:
+        code, created, said = ops_call([], {"op": "create_experiment", "name": "via make run"}, env=env, cwd=checkout)
+        listed = subprocess.run(
+            [sys.executable, "-m", "tunelab", "experiments", "list"],
+            cwd=checkout, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        served = httpx.get(f"{url}/api/experiments", params={"name": "via make run"}).json()
+    finally:
+        stop(process)
+
+    assert (code, said) == (0, ""), created
+    assert served["items"][0]["id"] == created["id"]
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert created["id"] in listed.stdout
+    assert list(home.iterdir()) == []
+
+
 # --- every failure is one JSON answer ----------------------------------------------------------------------------
 
 
@@ -503,7 +573,7 @@ def test_an_unexpected_failure_is_internal_error_on_one_json_line(tmp_path: Path
     not_a_dir = tmp_path / "data"
     not_a_dir.write_text("a file where the data dir should be")
 
-    error = assert_error(run_ops(not_a_dir, {"op": "list_experiments"}), "internal_error")
+    error = assert_error(run_ops(not_a_dir, {"op": "create_experiment", "name": "x"}), "internal_error")
 
     assert "FileExistsError" in error["message"]
 

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from tunelab.config import Settings
+from tunelab.config import DEFAULT_DATA_DIR, Settings
 from tunelab.domain.experiments import Experiment, ExperimentFilter
 from tunelab.errors import TuneLabError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from tunelab.client import Experiments
 
 
 def _without_flag_types(params: list[Any]) -> list[Any]:
@@ -54,7 +56,7 @@ app.add_typer(models_app, name="models")
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", metavar="DIR", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab)."
+        "--data-dir", metavar="DIR", help=f"Data directory (default: $TUNELAB_DATA_DIR, else {DEFAULT_DATA_DIR})."
     ),
 ]
 
@@ -157,29 +159,26 @@ def ops(data_dir: DataDirOption = None) -> None:
 
     # Bytes, not text: decoding is the parser's job, so that bad UTF-8 is invalid_json like any other bad input.
     raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
-    answer, code = operations.run(raw, _settings(data_dir))
+    answer, code = operations.run(raw, _settings(data_dir), notify=_note)
     sys.stdout.write(json.dumps(answer) + "\n")
     raise typer.Exit(code)
 
 
-@contextmanager
-def _experiments(data_dir: Path | None) -> Iterator[Any]:
-    from tunelab.client import HttpTracker, running_server
-    from tunelab.services.experiments import ExperimentService
-    from tunelab.store import Database
+def _note(text: str) -> None:
+    typer.secho(f"tunelab: {text}", fg="yellow", err=True)
 
-    settings = _settings(data_dir)
+
+@contextmanager
+def _experiments(data_dir: Path | None) -> Iterator[Experiments]:
+    """The data dir's experiments for a command that creates nothing: a database that does not exist reads as empty."""
+    from tunelab.client import open_experiments, opening_note
+
     try:
-        url = running_server(settings)
-        if url:
-            yield HttpTracker(url)
-            return
-        settings.ensure_dirs()
-        db = Database(settings.db_path)
-        try:
-            yield ExperimentService(db)
-        finally:
-            db.close()
+        with open_experiments(_settings(data_dir), create=False) as (experiments, opened):
+            note = opening_note(experiments, opened)
+            if note:
+                _note(note)
+            yield experiments
     except TuneLabError as exc:
         typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None

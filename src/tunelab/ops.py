@@ -2,7 +2,7 @@
 
 Request: {"op": "create_experiment", ...fields}. Answer: the same JSON as the HTTP API, exit 0;
 or {"error": {"code", "message", "details"}}, exit 1. It goes through a running server when one owns
-the database, and opens the file itself when none does.
+the database, and opens the file itself when none does, saying which (on stderr, through `notify`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from tunelab.client import HttpTracker, running_server, server_address
+from tunelab.client import open_experiments, opening_note
 from tunelab.config import Settings
 from tunelab.domain.experiments import ExperimentCreate, ExperimentFilter
-from tunelab.errors import BadRequest, ServerUnavailable, StoreBusy, TuneLabError, Unprocessable
-from tunelab.services.experiments import ExperimentService
+from tunelab.errors import BadRequest, TuneLabError, Unprocessable
 from tunelab.services.tracker import ExperimentTracker
-from tunelab.store import Database
 
 log = logging.getLogger("tunelab.ops")
+# Where notes for the user go (stderr for `tunelab ops`): stdout holds the answer and nothing else.
+Notify = Callable[[str], None]
 
 OPS = (
     "create_experiment", "get_experiment", "list_experiments", "update_status", "store_results",
@@ -33,28 +33,13 @@ OPS = (
 
 
 @contextmanager
-def open_tracker(settings: Settings) -> Iterator[ExperimentTracker]:
-    url = running_server(settings)
-    if url:
-        yield HttpTracker(url)
-        return
-    settings.ensure_dirs()
-    try:
-        db = Database(settings.db_path)
-    except StoreBusy as exc:
-        # A server left its address but does not answer, and something still holds the file: most likely
-        # that server, hung or still starting. Say so rather than only that the file is locked.
-        listed = server_address(settings)
-        if listed is None:
-            raise
-        raise ServerUnavailable(
-            f"The TuneLab server at {listed} holds the database {settings.db_path} but does not answer",
-            details={"url": listed, "db": str(settings.db_path)},
-        ) from exc
-    try:
-        yield ExperimentService(db)
-    finally:
-        db.close()
+def open_tracker(request: dict[str, Any], settings: Settings, notify: Notify) -> Iterator[ExperimentTracker]:
+    """The tracker for `request`: only create_experiment creates a database that does not exist yet."""
+    with open_experiments(settings, create=request.get("op") == "create_experiment") as (tracker, opened):
+        note = opening_note(tracker, opened)
+        if note:
+            notify(note)
+        yield tracker
 
 
 def _field(request: dict[str, Any], name: str) -> Any:
@@ -180,13 +165,13 @@ def _require_utf8(raw: bytes) -> None:
         ) from None  # fmt: skip
 
 
-def run(raw: bytes | str, settings: Settings) -> tuple[dict[str, Any] | list[Any], int]:
+def run(raw: bytes | str, settings: Settings, notify: Notify = log.info) -> tuple[dict[str, Any] | list[Any], int]:
     """(answer, exit code) for one raw request; whatever happens, the answer is JSON."""
     try:
         request = parse_request(raw)
         if not isinstance(request, dict):
             raise BadRequest("The request must be a JSON object with an 'op' field", code="invalid_request")
-        with open_tracker(settings) as tracker:
+        with open_tracker(request, settings, notify) as tracker:
             return dispatch(tracker, request), 0
     except ValidationError as exc:
         first = exc.errors()[0]
