@@ -199,12 +199,6 @@ def test_show_prints_the_experiment_and_its_runs_newest_first(data_dir: Path, se
     ]
 
 
-def test_show_unknown_experiment_is_exit_1_with_the_code(data_dir: Path) -> None:
-    code, output = tunelab("experiments", "show", "exp-nope", "--data-dir", str(data_dir))
-    assert code == 1
-    assert "experiment_not_found" in output and "exp-nope" in output
-
-
 def test_archive_and_unarchive(data_dir: Path, seeded: dict[str, str]) -> None:
     code, output = tunelab("experiments", "archive", seeded["drums"], "--data-dir", str(data_dir))
     assert code == 0, output
@@ -219,18 +213,58 @@ def test_archive_and_unarchive(data_dir: Path, seeded: dict[str, str]) -> None:
     assert [row[1:3] for row in table_rows(listed)[1:]] == [["drums", "draft"], ["piano lora", "running"]]
 
 
-def test_unarchive_of_an_active_experiment_changes_nothing(data_dir: Path, seeded: dict[str, str]) -> None:
-    code, output = tunelab("experiments", "unarchive", seeded["piano"], "--data-dir", str(data_dir))
+def test_unarchive_of_an_active_experiment_says_it_was_not_archived(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "unarchive", seeded["piano"], "--data-dir", str(data_dir))
     assert code == 0, output
+    assert output == f"piano lora ({seeded['piano']}) is not archived (status running); nothing changed\n"
     _, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
     assert ["piano lora", "running"] in [row[1:3] for row in table_rows(listed)[1:]]
 
 
-@pytest.mark.parametrize("command", ["archive", "unarchive"])
-def test_archive_commands_on_unknown_experiment_are_exit_1(data_dir: Path, command: str) -> None:
-    code, output = tunelab("experiments", command, "exp-nope", "--data-dir", str(data_dir))
+def test_archive_of_an_archived_experiment_says_so(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "archive", seeded["forgotten"], "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert output == f"forgotten ({seeded['forgotten']}) is already archived; nothing changed\n"
+    _, listed = tunelab("experiments", "list", "--all", "--data-dir", str(data_dir))
+    assert ["forgotten", "archived"] in [row[1:3] for row in table_rows(listed)[1:]]
+
+
+def test_commands_take_an_exact_name_archived_ones_included(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "show", "piano lora", "--data-dir", str(data_dir))
+    assert code == 0 and output.splitlines()[0] == "piano lora  [running]", output
+
+    code, output, _ = streams("experiments", "unarchive", "forgotten", "--data-dir", str(data_dir))
+    assert code == 0 and output.startswith(f"Unarchived forgotten ({seeded['forgotten']})"), output
+    code, output, _ = streams("experiments", "archive", "drums", "--data-dir", str(data_dir))
+    assert code == 0 and output.startswith(f"Archived drums ({seeded['drums']})"), output
+
+    for not_quite in ("piano", "Piano lora", "piano lora "):
+        code, _, errors = streams("experiments", "show", not_quite, "--data-dir", str(data_dir))
+        assert code == 1 and "experiment_not_found" in errors, not_quite
+
+
+def test_an_id_wins_over_a_name(data_dir: Path, seeded: dict[str, str]) -> None:
+    db = Database(Settings(data_dir=data_dir).db_path)
+    try:
+        Services.build(db).experiments.create(ExperimentCreate(name=seeded["drums"]))  # named as drums' id
+    finally:
+        db.close()
+
+    code, output, _ = streams("experiments", "show", seeded["drums"], "--data-dir", str(data_dir))
+
+    assert code == 0 and output.splitlines()[0] == "drums  [draft]", output
+
+
+@pytest.mark.parametrize("command", ["show", "archive", "unarchive"])
+@pytest.mark.parametrize("ref", ["exp-nope", "no such experiment"])
+def test_an_unknown_name_or_id_is_exit_1_saying_where_to_look(
+    data_dir: Path, seeded: dict[str, str], command: str, ref: str
+) -> None:
+    code, _, errors = streams("experiments", command, ref, "--data-dir", str(data_dir))
+
     assert code == 1
-    assert "experiment_not_found" in output
+    assert f"error [experiment_not_found]: No experiment has the id or the name {ref!r}" in errors
+    assert "`tunelab experiments list --all` lists them" in errors
 
 
 # --- which database: said on stderr, and never created by a command that only reads ------------------------------
@@ -317,11 +351,13 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
     code, shown = tunelab("experiments", "show", created["id"], "--data-dir", str(data_dir))
     assert code == 0, shown
     assert table_rows(shown)[1] == [run["id"], "r1", "running", "0.125"]
+    code, shown = tunelab("experiments", "show", "remote", "--data-dir", str(data_dir))
+    assert code == 0 and table_rows(shown)[1] == [run["id"], "r1", "running", "0.125"], shown
 
     assert tunelab("experiments", "archive", created["id"], "--data-dir", str(data_dir))[0] == 0
     code, output = tunelab("experiments", "archive", "exp-nope", "--data-dir", str(data_dir))
     assert code == 1 and "experiment_not_found" in output
-    assert tunelab("experiments", "unarchive", created["id"], "--data-dir", str(data_dir))[0] == 0
+    assert tunelab("experiments", "unarchive", "remote", "--data-dir", str(data_dir))[0] == 0
 
     assert seen == [
         "GET /api/health",
@@ -329,10 +365,19 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
         "GET /api/health",
         f"GET /api/experiments/{created['id']}",
         "GET /api/health",
+        "GET /api/experiments/remote",  # not an id: 404
+        "GET /api/experiments",  # ?name=remote
+        f"GET /api/experiments/{created['id']}",
+        "GET /api/health",
+        f"GET /api/experiments/{created['id']}",
         f"POST /api/experiments/{created['id']}/archive",
         "GET /api/health",
-        "POST /api/experiments/exp-nope/archive",
+        "GET /api/experiments/exp-nope",
+        "GET /api/experiments",
         "GET /api/health",
+        "GET /api/experiments/remote",
+        "GET /api/experiments",
+        f"GET /api/experiments/{created['id']}",
         f"POST /api/experiments/{created['id']}/unarchive",
     ]
     assert httpx.get(f"{url}/api/experiments/{created['id']}").json()["status"] == "draft"

@@ -6,10 +6,10 @@ import errno
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -222,11 +222,53 @@ def list_experiments(
     typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
 
 
+ExperimentArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME_OR_ID",
+        help="The experiment's id, or its exact name (archived ones included); an id wins over a name.",
+    ),
+]
+E = TypeVar("E", bound=Experiment)
+
+
+def _find(experiments: Experiments, ref: str, fetch: Callable[[str], E]) -> E:
+    """`fetch` of the experiment whose id is `ref`, else of the one named `ref`; experiment_not_found if neither."""
+    from tunelab.domain.common import ID_PATTERN
+    from tunelab.errors import NotFound
+
+    if ID_PATTERN.match(ref):  # anything else is no id, and would not even reach the server's id route
+        try:
+            return fetch(ref)
+        except NotFound as exc:
+            if exc.code != "experiment_not_found":
+                raise
+    named = _id_of_name(experiments, ref)
+    if named is None:
+        raise NotFound(
+            f"No experiment has the id or the name {ref!r} (archived ones included); "
+            "`tunelab experiments list --all` lists them",
+            code="experiment_not_found", details={"experiment": ref},
+        )  # fmt: skip
+    return fetch(named)
+
+
+def _id_of_name(experiments: Experiments, name: str) -> str | None:
+    from pydantic import ValidationError
+
+    try:
+        flt = ExperimentFilter(name=name, include_archived=True, page_size=1)
+    except ValidationError:  # longer than any name can be, or not valid Unicode: no experiment has it
+        return None
+    page = experiments.list_page(flt)
+    return page.items[0].id if page.items else None
+
+
 @experiments_app.command("show", cls=Command)
-def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
+def show_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
     """Show one experiment with its runs."""
     with _experiments(data_dir) as experiments:
-        detail = experiments.detail(experiment_id)
+        detail = _find(experiments, experiment, experiments.detail)
     typer.secho(f"{detail.name}  [{detail.status.value}]", bold=True)
     for label, value in [
         ("id", detail.id), ("description", detail.description or "-"), ("dataset", detail.dataset_id or "-"),
@@ -239,21 +281,27 @@ def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
 
 
 @experiments_app.command("archive", cls=Command)
-def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
-    """Archive an experiment (it can be unarchived later)."""
+def archive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
+    """Archive an experiment (it can be unarchived later); one already archived is left as it is."""
     with _experiments(data_dir) as experiments:
-        experiment = experiments.archive(experiment_id)
-    typer.echo(
-        f"Archived {experiment.name} ({experiment.id}); `tunelab experiments unarchive {experiment.id}` undoes it"
-    )
+        found = _find(experiments, experiment, experiments.get)
+        if found.archived:
+            typer.echo(f"{found.name} ({found.id}) is already archived; nothing changed")
+            return
+        archived = experiments.archive(found.id)
+    typer.echo(f"Archived {archived.name} ({archived.id}); `tunelab experiments unarchive {archived.id}` undoes it")
 
 
 @experiments_app.command("unarchive", cls=Command)
-def unarchive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
-    """Bring an archived experiment back (status draft)."""
+def unarchive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
+    """Bring an archived experiment back (status draft); one that is not archived is left as it is."""
     with _experiments(data_dir) as experiments:
-        experiment = experiments.unarchive(experiment_id)
-    typer.echo(f"Unarchived {experiment.name} ({experiment.id}); status {experiment.status.value}")
+        found = _find(experiments, experiment, experiments.get)
+        if not found.archived:
+            typer.echo(f"{found.name} ({found.id}) is not archived (status {found.status.value}); nothing changed")
+            return
+        unarchived = experiments.unarchive(found.id)
+    typer.echo(f"Unarchived {unarchived.name} ({unarchived.id}); status {unarchived.status.value}")
 
 
 @models_app.command("create-tiny", cls=Command)
