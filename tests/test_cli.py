@@ -152,7 +152,7 @@ def test_list_shows_a_readable_table_newest_first_without_archived(data_dir: Pat
     assert rows[1] == [seeded["drums"], "drums", "draft", "0", "-", "2026-05-02 08:00"]
     assert rows[2] == [seeded["piano"], "piano lora", "running", "2", "loss=0.25", "2026-05-01 08:00"]
     assert len(rows) == 3
-    assert "2 of 2 experiment(s), page 1" in output
+    assert output.splitlines()[-1] == "2 of 2 experiment(s), page 1 of 1"
 
 
 def test_list_all_includes_archived_and_filters_work(data_dir: Path, seeded: dict[str, str]) -> None:
@@ -172,7 +172,57 @@ def test_list_of_an_empty_data_dir_is_an_empty_table(data_dir: Path) -> None:
     code, output = tunelab("experiments", "list", "--data-dir", str(data_dir))
     assert code == 0
     assert table_rows(output) == [["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]]
-    assert "0 of 0 experiment(s), page 1" in output
+    assert output.splitlines()[-1] == "0 of 0 experiment(s), page 1 of 1"
+
+
+@pytest.mark.parametrize(
+    ("order", "names"),
+    [
+        ("-created_at", ["forgotten", "drums", "piano lora"]),
+        ("created_at", ["piano lora", "drums", "forgotten"]),
+        ("name", ["drums", "forgotten", "piano lora"]),
+        ("-name", ["piano lora", "forgotten", "drums"]),
+        ("status", ["forgotten", "drums", "piano lora"]),  # archived, draft, running
+        ("-status", ["piano lora", "drums", "forgotten"]),
+    ],
+)
+def test_list_sort(data_dir: Path, seeded: dict[str, str], order: str, names: list[str]) -> None:
+    # Given as a separate argument: a value starting with '-' must not be taken for an option.
+    code, output = tunelab("experiments", "list", "--all", "--sort", order, "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert [row[1] for row in table_rows(output)[1:]] == names
+
+
+def test_list_with_an_unknown_sort_names_the_orders(data_dir: Path) -> None:
+    code, output = tunelab("experiments", "list", "--sort", "newest", "--data-dir", str(data_dir))
+    assert code == 2
+    assert "'-created_at', 'created_at', 'name'" in output
+
+
+def test_list_says_which_page_and_how_to_get_the_next(data_dir: Path, seeded: dict[str, str]) -> None:
+    def page(number: int) -> tuple[list[str], str]:
+        code, output, _ = streams(
+            "experiments", "list", "--all", "--page-size", "2", "--page", str(number), "--data-dir", str(data_dir)
+        )
+        assert code == 0, output
+        return [row[1] for row in table_rows(output)[1:]], output.splitlines()[-1]
+
+    assert page(1) == (["forgotten", "drums"], "2 of 3 experiment(s), page 1 of 2; --page 2 for more")
+    assert page(2) == (["piano lora"], "1 of 3 experiment(s), page 2 of 2")
+    assert page(3) == ([], "0 of 3 experiment(s), page 3 of 2; the last page is 2")
+
+
+def test_list_shows_20_a_page_by_default(data_dir: Path) -> None:
+    db = Database(Settings(data_dir=data_dir).db_path)
+    try:
+        for i in range(25):
+            Services.build(db).experiments.create(ExperimentCreate(name=f"e{i:02}"))
+    finally:
+        db.close()
+    code, output, _ = streams("experiments", "list", "--sort", "name", "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert [row[1] for row in table_rows(output)[1:]] == [f"e{i:02}" for i in range(20)]
+    assert output.splitlines()[-1] == "20 of 25 experiment(s), page 1 of 2; --page 2 for more"
 
 
 def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> None:
@@ -381,3 +431,9 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
         f"POST /api/experiments/{created['id']}/unarchive",
     ]
     assert httpx.get(f"{url}/api/experiments/{created['id']}").json()["status"] == "draft"
+
+    httpx.post(f"{url}/api/experiments", json={"name": "another"})
+    code, listed = tunelab("experiments", "list", "--sort", "name", "--page-size", "1", "--data-dir", str(data_dir))
+    assert code == 0, listed
+    assert [row[1] for row in table_rows(listed)[1:]] == ["another"]
+    assert listed.splitlines()[-1] == "1 of 2 experiment(s), page 1 of 2; --page 2 for more"

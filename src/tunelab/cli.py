@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import signal
 import socket
 import sys
@@ -15,7 +16,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tunelab.config import DEFAULT_DATA_DIR, Settings
-from tunelab.domain.experiments import Experiment, ExperimentFilter
+from tunelab.domain.common import Page
+from tunelab.domain.experiments import Experiment, ExperimentFilter, ExperimentSort
 from tunelab.errors import TuneLabError
 
 if TYPE_CHECKING:
@@ -206,20 +208,42 @@ def _row(e: Experiment) -> list[str]:
     ]
 
 
+_SORT_HELP = (
+    f"One of {', '.join(order.value for order in ExperimentSort)}; '-' is descending "
+    "(default: -created_at, newest first)."
+)
+
+
 @experiments_app.command("list", cls=Command)
 def list_experiments(
     data_dir: DataDirOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Include archived experiments.")] = False,
     status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only experiments with this status.")] = None,
     q: Annotated[str | None, typer.Option("--search", metavar="TEXT", help="Only names containing this text.")] = None,
+    sort: Annotated[ExperimentSort, typer.Option(metavar="ORDER", help=_SORT_HELP, show_default=False)] = (
+        ExperimentSort.NEWEST
+    ),
     page: Annotated[int, typer.Option(min=1, metavar="N", help="Which page to show.")] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=500, metavar="N", help="Experiments per page.")] = 20,
 ) -> None:
-    """Show experiments as a table, newest first."""
+    """Show experiments as a table, a page at a time."""
+    flt = ExperimentFilter(include_archived=all_, status=status, q=q, sort=sort, page=page, page_size=page_size)
     with _experiments(data_dir) as experiments:
-        result = experiments.list_page(ExperimentFilter(include_archived=all_, status=status, q=q, page=page))
+        result = experiments.list_page(flt)
     headers = ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
     typer.echo(_table(headers, [_row(e) for e in result.items]))
-    typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
+    typer.echo(f"\n{_page_line(result)}")
+
+
+def _page_line(result: Page[Experiment]) -> str:
+    """How many of how many, which page of how many, and how to get the next one."""
+    pages = max(1, math.ceil(result.total / result.page_size))
+    line = f"{len(result.items)} of {result.total} experiment(s), page {result.page} of {pages}"
+    if result.page < pages:
+        return f"{line}; --page {result.page + 1} for more"
+    if result.page > pages:
+        return f"{line}; the last page is {pages}"
+    return line
 
 
 ExperimentArgument = Annotated[
