@@ -225,6 +225,13 @@ def test_list_shows_20_a_page_by_default(data_dir: Path) -> None:
     assert output.splitlines()[-1] == "20 of 25 experiment(s), page 1 of 2; --page 2 for more"
 
 
+@pytest.mark.parametrize(("option", "value"), [("--page", "1000001"), ("--search", "x" * 201), ("--status", "x" * 201)])
+def test_list_values_out_of_bounds_are_usage_errors_naming_the_option(data_dir: Path, option: str, value: str) -> None:
+    code, output = tunelab("experiments", "list", option, value, "--data-dir", str(data_dir))
+    assert code == 2, output
+    assert f"Invalid value for {option}" in output
+
+
 def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> None:
     code, output = tunelab("experiments", "list", "--status", "bogus", "--data-dir", str(data_dir))
     assert code == 1

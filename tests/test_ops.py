@@ -474,6 +474,22 @@ def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another(tmp_path: Path
     assert not data_dir.exists()  # neither a database nor an address file
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [({"TUNELAB_HOST": "nosuchhost.invalid"}, "cannot listen on nosuchhost.invalid:0: "),
+     ({"TUNELAB_PORT": "70000"}, "cannot listen on 127.0.0.1:70000: ")],
+)  # fmt: skip
+def test_serve_where_it_cannot_listen_says_why(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    port = [] if "TUNELAB_PORT" in env else ["--port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(tmp_path / "data"), *port],
+        capture_output=True, text=True, env=clean_env(**env), timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: {says}"), done.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_second_server_on_the_same_port_leaves_the_first_ones_address(server: Server) -> None:
     port = server.url.rsplit(":", 1)[1]
     done = subprocess.run(

@@ -73,7 +73,10 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
 def serve(
     data_dir: DataDirOption = None,
     host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port to listen on (default 8000).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on (default 8000; 0: any free one)."),
+    ] = None,
 ) -> None:
     """Start the studio's web server and API."""
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -93,17 +96,17 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(2048)  # from here connections queue until uvicorn accepts them, instead of being refused
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535 (from TUNELAB_PORT)
         sock.close()
         typer.secho(f"error: {_cannot_listen(host, port, exc)}", fg="red", err=True)
         raise typer.Exit(1) from None
     return sock
 
 
-def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+def _cannot_listen(host: str, port: int, exc: OSError | OverflowError) -> str:
     where = f"{host}:{port}"
-    if exc.errno != errno.EADDRINUSE:
-        return f"cannot listen on {where}: {exc.strerror or exc}"
+    if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
+        return f"cannot listen on {where}: {getattr(exc, 'strerror', None) or exc}"
     other = _free_port_after(host, port)
     return (
         f"{where} is already in use (by another TuneLab server, or another program). Choose another port: "
@@ -227,12 +230,27 @@ def list_experiments(
     page_size: Annotated[int, typer.Option(min=1, max=500, metavar="N", help="Experiments per page.")] = 20,
 ) -> None:
     """Show experiments as a table, a page at a time."""
-    flt = ExperimentFilter(include_archived=all_, status=status, q=q, sort=sort, page=page, page_size=page_size)
+    flt = _list_filter(status=status, q=q, sort=sort, page=page, page_size=page_size, include_archived=all_)
     with _experiments(data_dir) as experiments:
         result = experiments.list_page(flt)
     headers = ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
     typer.echo(_table(headers, [_row(e) for e in result.items]))
     typer.echo(f"\n{_page_line(result)}")
+
+
+_OPTION_OF = {"q": "--search", "page_size": "--page-size", "include_archived": "--all"}
+
+
+def _list_filter(**fields: Any) -> ExperimentFilter:
+    """The filter, or a usage error (exit 2) naming the option whose value is out of bounds."""
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentFilter(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0])
+        raise typer.BadParameter(first["msg"], param_hint=_OPTION_OF.get(field, f"--{field}")) from None
 
 
 def _page_line(result: Page[Experiment]) -> str:
