@@ -330,7 +330,7 @@ def test_unknown_experiment_and_empty_artifact_list(targets: list[Target]) -> No
 
 
 def test_malformed_requests_are_exit_1_with_a_clear_code(tmp_path: Path) -> None:
-    # These are refused before the script looks for a server or opens a file, so one mode covers both.
+    # The script refuses these itself, whichever tracker it would have used, so one mode covers both.
     data_dir = tmp_path / "data"
     requests = [
         "{not json",
