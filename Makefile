@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
+# DATA_DIR defaults to ./data, the folder this checkout's CLI and `tunelab ops` use too: they reach this server.
 run: setup
-	$(BIN)/tunelab serve --data-dir "$(DATA_DIR)" --host $(HOST) --port $(PORT)
+	$(BIN)/tunelab serve --data-dir "$(DATA_DIR)" --host "$(HOST)" --port "$(PORT)"
 
 # Browser tests drive Debian's chromium; install it when missing and we can (root + apt), else stop clearly.
 browser:

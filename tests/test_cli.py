@@ -9,9 +9,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import typer.main
 import uvicorn
 from fastapi import Request, Response
 from typer.testing import CliRunner
@@ -30,8 +32,15 @@ runner = CliRunner()
 
 
 def tunelab(*args: str) -> tuple[int, str]:
+    """(exit code, what the terminal shows: stdout and stderr)."""
     result = runner.invoke(app, list(args), prog_name="tunelab")
     return result.exit_code, result.output
+
+
+def streams(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr)."""
+    result = runner.invoke(app, list(args), prog_name="tunelab")
+    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -95,6 +104,27 @@ def test_experiments_help_lists_its_subcommands() -> None:
         assert re.search(rf"^\W*{command}\s", output, re.MULTILINE), output
 
 
+def command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, as argument lists: ("experiments", "list"), …"""
+    paths = [prefix]
+    for name, command in getattr(group, "commands", {}).items():
+        paths += command_paths(command, (*prefix, name))
+    return paths
+
+
+def test_flags_read_like_flags_in_every_help() -> None:
+    paths = command_paths(typer.main.get_command(app))
+    assert ("experiments", "list") in paths and ("serve",) in paths
+    for path in paths:
+        code, output = tunelab(*path, "--help")
+        assert code == 0, output
+        assert "<bool>" not in output, output
+        assert re.search(r"--help\s+Show this message and exit", output), output
+    _, output = tunelab("experiments", "list", "--help")
+    assert re.search(r"--all\s+Include archived", output), output
+    assert re.search(r"--status\s+STATUS\s+Only experiments", output), output
+
+
 # --- experiments, reading the file ------------------------------------------------------------------------------------
 
 
@@ -122,7 +152,7 @@ def test_list_shows_a_readable_table_newest_first_without_archived(data_dir: Pat
     assert rows[1] == [seeded["drums"], "drums", "draft", "0", "-", "2026-05-02 08:00"]
     assert rows[2] == [seeded["piano"], "piano lora", "running", "2", "loss=0.25", "2026-05-01 08:00"]
     assert len(rows) == 3
-    assert "2 of 2 experiment(s), page 1" in output
+    assert output.splitlines()[-1] == "2 of 2 experiment(s), page 1 of 1"
 
 
 def test_list_all_includes_archived_and_filters_work(data_dir: Path, seeded: dict[str, str]) -> None:
@@ -142,7 +172,64 @@ def test_list_of_an_empty_data_dir_is_an_empty_table(data_dir: Path) -> None:
     code, output = tunelab("experiments", "list", "--data-dir", str(data_dir))
     assert code == 0
     assert table_rows(output) == [["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]]
-    assert "0 of 0 experiment(s), page 1" in output
+    assert output.splitlines()[-1] == "0 of 0 experiment(s), page 1 of 1"
+
+
+@pytest.mark.parametrize(
+    ("order", "names"),
+    [
+        ("-created_at", ["forgotten", "drums", "piano lora"]),
+        ("created_at", ["piano lora", "drums", "forgotten"]),
+        ("name", ["drums", "forgotten", "piano lora"]),
+        ("-name", ["piano lora", "forgotten", "drums"]),
+        ("status", ["forgotten", "drums", "piano lora"]),  # archived, draft, running
+        ("-status", ["piano lora", "drums", "forgotten"]),
+    ],
+)
+def test_list_sort(data_dir: Path, seeded: dict[str, str], order: str, names: list[str]) -> None:
+    # Given as a separate argument: a value starting with '-' must not be taken for an option.
+    code, output = tunelab("experiments", "list", "--all", "--sort", order, "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert [row[1] for row in table_rows(output)[1:]] == names
+
+
+def test_list_with_an_unknown_sort_names_the_orders(data_dir: Path) -> None:
+    code, output = tunelab("experiments", "list", "--sort", "newest", "--data-dir", str(data_dir))
+    assert code == 2
+    assert "'-created_at', 'created_at', 'name'" in output
+
+
+def test_list_says_which_page_and_how_to_get_the_next(data_dir: Path, seeded: dict[str, str]) -> None:
+    def page(number: int) -> tuple[list[str], str]:
+        code, output, _ = streams(
+            "experiments", "list", "--all", "--page-size", "2", "--page", str(number), "--data-dir", str(data_dir)
+        )
+        assert code == 0, output
+        return [row[1] for row in table_rows(output)[1:]], output.splitlines()[-1]
+
+    assert page(1) == (["forgotten", "drums"], "2 of 3 experiment(s), page 1 of 2; --page 2 for more")
+    assert page(2) == (["piano lora"], "1 of 3 experiment(s), page 2 of 2")
+    assert page(3) == ([], "0 of 3 experiment(s), page 3 of 2; the last page is 2")
+
+
+def test_list_shows_20_a_page_by_default(data_dir: Path) -> None:
+    db = Database(Settings(data_dir=data_dir).db_path)
+    try:
+        for i in range(25):
+            Services.build(db).experiments.create(ExperimentCreate(name=f"e{i:02}"))
+    finally:
+        db.close()
+    code, output, _ = streams("experiments", "list", "--sort", "name", "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert [row[1] for row in table_rows(output)[1:]] == [f"e{i:02}" for i in range(20)]
+    assert output.splitlines()[-1] == "20 of 25 experiment(s), page 1 of 2; --page 2 for more"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--page", "1000001"), ("--search", "x" * 201), ("--status", "x" * 201)])
+def test_list_values_out_of_bounds_are_usage_errors_naming_the_option(data_dir: Path, option: str, value: str) -> None:
+    code, output = tunelab("experiments", "list", option, value, "--data-dir", str(data_dir))
+    assert code == 2, output
+    assert f"Invalid value for {option}" in output
 
 
 def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> None:
@@ -152,9 +239,9 @@ def test_list_with_an_unknown_status_is_exit_1_with_the_code(data_dir: Path) -> 
 
 
 def test_show_prints_the_experiment_and_its_runs_newest_first(data_dir: Path, seeded: dict[str, str]) -> None:
-    code, output = tunelab("experiments", "show", seeded["piano"], "--data-dir", str(data_dir))
+    code, output, errors = streams("experiments", "show", seeded["piano"], "--data-dir", str(data_dir))
 
-    assert code == 0, output
+    assert code == 0, output + errors
     assert output.splitlines()[0] == "piano lora  [running]"
     fields = dict(re.findall(r"^  (\w[\w ]*?)\s{2,}(.+)$", output, re.MULTILINE))
     assert fields["id"] == seeded["piano"]
@@ -167,12 +254,6 @@ def test_show_prints_the_experiment_and_its_runs_newest_first(data_dir: Path, se
         [seeded["second"], "second", "running", "0.25"],
         [seeded["first"], "first", "completed", "0.5"],
     ]
-
-
-def test_show_unknown_experiment_is_exit_1_with_the_code(data_dir: Path) -> None:
-    code, output = tunelab("experiments", "show", "exp-nope", "--data-dir", str(data_dir))
-    assert code == 1
-    assert "experiment_not_found" in output and "exp-nope" in output
 
 
 def test_archive_and_unarchive(data_dir: Path, seeded: dict[str, str]) -> None:
@@ -189,18 +270,94 @@ def test_archive_and_unarchive(data_dir: Path, seeded: dict[str, str]) -> None:
     assert [row[1:3] for row in table_rows(listed)[1:]] == [["drums", "draft"], ["piano lora", "running"]]
 
 
-def test_unarchive_of_an_active_experiment_changes_nothing(data_dir: Path, seeded: dict[str, str]) -> None:
-    code, output = tunelab("experiments", "unarchive", seeded["piano"], "--data-dir", str(data_dir))
+def test_unarchive_of_an_active_experiment_says_it_was_not_archived(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "unarchive", seeded["piano"], "--data-dir", str(data_dir))
     assert code == 0, output
+    assert output == f"piano lora ({seeded['piano']}) is not archived (status running); nothing changed\n"
     _, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
     assert ["piano lora", "running"] in [row[1:3] for row in table_rows(listed)[1:]]
 
 
-@pytest.mark.parametrize("command", ["archive", "unarchive"])
-def test_archive_commands_on_unknown_experiment_are_exit_1(data_dir: Path, command: str) -> None:
-    code, output = tunelab("experiments", command, "exp-nope", "--data-dir", str(data_dir))
+def test_archive_of_an_archived_experiment_says_so(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "archive", seeded["forgotten"], "--data-dir", str(data_dir))
+    assert code == 0, output
+    assert output == f"forgotten ({seeded['forgotten']}) is already archived; nothing changed\n"
+    _, listed = tunelab("experiments", "list", "--all", "--data-dir", str(data_dir))
+    assert ["forgotten", "archived"] in [row[1:3] for row in table_rows(listed)[1:]]
+
+
+def test_commands_take_an_exact_name_archived_ones_included(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, _ = streams("experiments", "show", "piano lora", "--data-dir", str(data_dir))
+    assert code == 0 and output.splitlines()[0] == "piano lora  [running]", output
+
+    code, output, _ = streams("experiments", "unarchive", "forgotten", "--data-dir", str(data_dir))
+    assert code == 0 and output.startswith(f"Unarchived forgotten ({seeded['forgotten']})"), output
+    code, output, _ = streams("experiments", "archive", "drums", "--data-dir", str(data_dir))
+    assert code == 0 and output.startswith(f"Archived drums ({seeded['drums']})"), output
+
+    for not_quite in ("piano", "Piano lora", "piano lora "):
+        code, _, errors = streams("experiments", "show", not_quite, "--data-dir", str(data_dir))
+        assert code == 1 and "experiment_not_found" in errors, not_quite
+
+
+def test_an_id_wins_over_a_name(data_dir: Path, seeded: dict[str, str]) -> None:
+    db = Database(Settings(data_dir=data_dir).db_path)
+    try:
+        Services.build(db).experiments.create(ExperimentCreate(name=seeded["drums"]))  # named as drums' id
+    finally:
+        db.close()
+
+    code, output, _ = streams("experiments", "show", seeded["drums"], "--data-dir", str(data_dir))
+
+    assert code == 0 and output.splitlines()[0] == "drums  [draft]", output
+
+
+@pytest.mark.parametrize("command", ["show", "archive", "unarchive"])
+@pytest.mark.parametrize("ref", ["exp-nope", "no such experiment"])
+def test_an_unknown_name_or_id_is_exit_1_saying_where_to_look(
+    data_dir: Path, seeded: dict[str, str], command: str, ref: str
+) -> None:
+    code, _, errors = streams("experiments", command, ref, "--data-dir", str(data_dir))
+
     assert code == 1
-    assert "experiment_not_found" in output
+    assert f"error [experiment_not_found]: No experiment has the id or the name {ref!r}" in errors
+    assert "`tunelab experiments list --all` lists them" in errors
+
+
+# --- which database: said on stderr, and never created by a command that only reads ------------------------------
+
+
+def test_the_cli_says_which_database_it_opened(data_dir: Path, seeded: dict[str, str]) -> None:
+    code, output, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+
+    assert code == 0
+    assert errors == f"tunelab: Opened {data_dir / 'tunelab.duckdb'} (no server holds it).\n"
+    assert "piano lora" in output and "Opened" not in output  # stdout keeps only the table
+
+
+def test_the_cli_says_when_the_database_it_opened_is_empty(data_dir: Path) -> None:
+    Database(Settings(data_dir=data_dir).db_path).close()
+
+    code, _, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+
+    assert code == 0
+    assert f"Opened {data_dir / 'tunelab.duckdb'} (no server holds it): it holds no experiments." in errors
+    assert "--data-dir DIR or set TUNELAB_DATA_DIR" in errors
+
+
+def test_commands_on_a_missing_database_say_so_and_create_nothing(data_dir: Path) -> None:
+    nothing_there = f"There is no TuneLab database at {data_dir / 'tunelab.duckdb'}; nothing was created."
+
+    code, output, errors = streams("experiments", "list", "--data-dir", str(data_dir))
+    assert code == 0 and "0 of 0 experiment(s)" in output
+    assert nothing_there in errors and "--data-dir DIR or set TUNELAB_DATA_DIR" in errors
+    for command in ("show", "archive", "unarchive"):
+        code, _, errors = streams("experiments", command, "drums", "--data-dir", str(data_dir))
+        assert code == 1 and nothing_there in errors and "experiment_not_found" in errors
+    code, _, errors = streams("experiments", "list", "--status", "bogus", "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_status" in errors  # validated as against a real database
+
+    assert not data_dir.exists()
 
 
 # --- experiments, through a running server ------------------------------------------------------------------------
@@ -243,18 +400,21 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
     httpx.post(f"{url}/api/runs/{run['id']}/metrics", json={"points": [{"key": "loss", "value": 0.125, "step": 3}]})
     seen.clear()
 
-    code, listed = tunelab("experiments", "list", "--data-dir", str(data_dir))
+    code, listed, errors = streams("experiments", "list", "--data-dir", str(data_dir))
     assert code == 0, listed
+    assert errors == ""  # no note: the server's database is the one the data dir names
     assert table_rows(listed)[1][:5] == [created["id"], "remote", "running", "1", "loss=0.125"]
 
     code, shown = tunelab("experiments", "show", created["id"], "--data-dir", str(data_dir))
     assert code == 0, shown
     assert table_rows(shown)[1] == [run["id"], "r1", "running", "0.125"]
+    code, shown = tunelab("experiments", "show", "remote", "--data-dir", str(data_dir))
+    assert code == 0 and table_rows(shown)[1] == [run["id"], "r1", "running", "0.125"], shown
 
     assert tunelab("experiments", "archive", created["id"], "--data-dir", str(data_dir))[0] == 0
     code, output = tunelab("experiments", "archive", "exp-nope", "--data-dir", str(data_dir))
     assert code == 1 and "experiment_not_found" in output
-    assert tunelab("experiments", "unarchive", created["id"], "--data-dir", str(data_dir))[0] == 0
+    assert tunelab("experiments", "unarchive", "remote", "--data-dir", str(data_dir))[0] == 0
 
     assert seen == [
         "GET /api/health",
@@ -262,10 +422,25 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
         "GET /api/health",
         f"GET /api/experiments/{created['id']}",
         "GET /api/health",
+        "GET /api/experiments/remote",  # not an id: 404
+        "GET /api/experiments",  # ?name=remote
+        f"GET /api/experiments/{created['id']}",
+        "GET /api/health",
+        f"GET /api/experiments/{created['id']}",
         f"POST /api/experiments/{created['id']}/archive",
         "GET /api/health",
-        "POST /api/experiments/exp-nope/archive",
+        "GET /api/experiments/exp-nope",
+        "GET /api/experiments",
         "GET /api/health",
+        "GET /api/experiments/remote",
+        "GET /api/experiments",
+        f"GET /api/experiments/{created['id']}",
         f"POST /api/experiments/{created['id']}/unarchive",
     ]
     assert httpx.get(f"{url}/api/experiments/{created['id']}").json()["status"] == "draft"
+
+    httpx.post(f"{url}/api/experiments", json={"name": "another"})
+    code, listed = tunelab("experiments", "list", "--sort", "name", "--page-size", "1", "--data-dir", str(data_dir))
+    assert code == 0, listed
+    assert [row[1] for row in table_rows(listed)[1:]] == ["another"]
+    assert listed.splitlines()[-1] == "1 of 2 experiment(s), page 1 of 2; --page 2 for more"

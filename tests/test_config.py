@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.config import DEFAULT_DATA_DIR, Settings
+import tunelab
+from tunelab.config import DEFAULT_DATA_DIR, HOME_DATA_DIR, Settings, source_checkout
 
 SETTINGS_ENV = {"EXPERIMENT_DB", *(f"TUNELAB_{name.upper()}" for name in Settings.model_fields)}
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +29,9 @@ def test_tests_run_without_any_tunelab_environment(env_seen_by_a_module_fixture:
     assert not [var for var in os.environ if var.upper() in SETTINGS_ENV]
     assert env_seen_by_a_module_fixture == []
     settings = Settings()
-    assert settings.data_dir == DEFAULT_DATA_DIR.resolve()
-    assert settings.db_path == (DEFAULT_DATA_DIR / "tunelab.duckdb").resolve()
+    # The tests run TuneLab from this checkout (`make setup` installs it editable): the default is its ./data.
+    assert settings.data_dir == DEFAULT_DATA_DIR == REPO / "data"
+    assert settings.db_path == REPO / "data" / "tunelab.duckdb"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
 
 
@@ -59,3 +62,42 @@ def test_the_cleared_variables_are_the_ones_settings_read(tmp_path: Path, monkey
     assert Settings().db_path == (tmp_path / "legacy.duckdb").resolve()
     monkeypatch.setenv("TUNELAB_DB", str(tmp_path / "explicit.duckdb"))
     assert Settings(data_dir=tmp_path).db_path == (tmp_path / "explicit.duckdb").resolve()
+
+
+def checkout_with(tmp_path: Path, pyproject: str | None) -> Path:
+    package = tmp_path / "checkout" / "src" / "tunelab"
+    package.mkdir(parents=True)
+    if pyproject is not None:
+        (tmp_path / "checkout" / "pyproject.toml").write_text(pyproject)
+    return package
+
+
+def test_a_source_checkout_is_src_tunelab_beside_a_pyproject_naming_tunelab(tmp_path: Path) -> None:
+    assert source_checkout(Path(tunelab.__file__).resolve().parent) == REPO
+    assert (
+        source_checkout(checkout_with(tmp_path / "a", '[project]\nname = "tunelab"\n')) == tmp_path / "a" / "checkout"
+    )
+    assert source_checkout(checkout_with(tmp_path / "b", '[project]\nname = "other"\n')) is None
+    assert source_checkout(checkout_with(tmp_path / "c", "not = [toml")) is None
+    assert source_checkout(checkout_with(tmp_path / "d", None)) is None
+    wheel = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "tunelab"
+    wheel.mkdir(parents=True)
+    assert source_checkout(wheel) is None
+
+
+@pytest.mark.parametrize("layout", ["checkout", "wheel"])
+def test_the_default_data_dir_follows_where_tunelab_runs_from(tmp_path: Path, layout: str) -> None:
+    """A copy of the package run as a checkout's src/tunelab, or as an installed wheel's site-packages/tunelab."""
+    root = tmp_path / layout
+    package = root / "src" / "tunelab" if layout == "checkout" else root / "site-packages" / "tunelab"
+    shutil.copytree(REPO / "src" / "tunelab", package, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "pyproject.toml").write_text('[project]\nname = "tunelab"\n')  # beside a wheel it is not a checkout
+    code = "import tunelab.config as c; print(c.__file__); print(c.Settings().data_dir)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(package.parent)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded_from, data_dir = done.stdout.splitlines()
+    assert Path(loaded_from).is_relative_to(package)
+    assert Path(data_dir) == (root / "data" if layout == "checkout" else HOME_DATA_DIR.resolve())

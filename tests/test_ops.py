@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,20 +44,34 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def run_ops(data_dir: Path, request: dict[str, Any] | str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+def run_ops(
+    data_dir: Path, request: dict[str, Any] | str | bytes, env: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """(exit code, parsed answer) of one `tunelab ops` call; the answer must be exactly one JSON line."""
-    raw = request if isinstance(request, str) else json.dumps(request)
+    exit_code, answer, _ = ops_call(["--data-dir", str(data_dir)], request, env)
+    return exit_code, answer
+
+
+def ops_call(
+    options: list[str],
+    request: dict[str, Any] | str | bytes,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, Any, str]:
+    """(exit code, parsed answer, stderr) of `tunelab ops OPTIONS`; the answer must be exactly one JSON line."""
+    raw = request if isinstance(request, bytes) else (request if isinstance(request, str) else json.dumps(request))
     done = subprocess.run(
-        [sys.executable, "-m", "tunelab", "ops", "--data-dir", str(data_dir)],
-        input=raw,
+        [sys.executable, "-m", "tunelab", "ops", *options],
+        input=raw.encode() if isinstance(raw, str) else raw,
         capture_output=True,
-        text=True,
         env=env or clean_env(),
+        cwd=cwd,
         timeout=60,
     )
-    lines = done.stdout.splitlines()
-    assert len(lines) == 1, f"stdout: {done.stdout!r}\nstderr: {done.stderr}"
-    return done.returncode, json.loads(lines[0])
+    stdout, stderr = done.stdout.decode(), done.stderr.decode(errors="replace")
+    lines = stdout.splitlines()
+    assert len(lines) == 1, f"stdout: {stdout!r}\nstderr: {stderr}"
+    return done.returncode, json.loads(lines[0]), stderr
 
 
 def unique(prefix: str) -> str:
@@ -116,29 +132,44 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
     pytest.fail(f"tunelab serve did not answer within {timeout}s:\n{log.read_text()}")
 
 
+RUNNING_AT = re.compile(r"TuneLab is running at (http://\S+)")
+
+
+def start_serving(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`tunelab serve` on a port the system picks (port 0), and the URL it printed once it had the socket."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, env=env or clean_env(),
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (printed := RUNNING_AT.search(log.read_text())):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"tunelab serve printed no URL (exit {process.returncode}):\n{log.read_text()}")
+        time.sleep(0.05)
+    wait_until_healthy(printed[1], process, log)
+    return process, printed[1]
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.terminate()
+    try:
+        return process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("served")
     log = tmp_path_factory.mktemp("logs") / "serve.log"
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-        )
+    process, url = start_serving(data_dir, log)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, log)
         yield Server(url=url, data_dir=data_dir, process=process, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process)
     assert not (data_dir / f"{DB_NAME}.server.json").exists(), "the server left its address file behind"
 
 
@@ -299,7 +330,7 @@ def test_unknown_experiment_and_empty_artifact_list(targets: list[Target]) -> No
 
 
 def test_malformed_requests_are_exit_1_with_a_clear_code(tmp_path: Path) -> None:
-    # These are refused before the script looks for a server or opens a file, so one mode covers both.
+    # The script refuses these itself, whichever tracker it would have used, so one mode covers both.
     data_dir = tmp_path / "data"
     requests = [
         "{not json",
@@ -315,6 +346,30 @@ def test_malformed_requests_are_exit_1_with_a_clear_code(tmp_path: Path) -> None
     assert "create_experiment" in assert_error(answers[2], "unknown_op")["details"]["ops"]
     assert assert_error(answers[3], "missing_field")["details"] == {"field": "results"}
     assert assert_error(answers[4], "validation_error")["details"]["errors"][0]["loc"] == ["name"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "says", "where"),
+    [
+        (b"[" * 100_000, "nested more than 200 levels deep", {"line": 1, "column": 202}),
+        ('{"op": "create_experiment", "name": "café"}'.encode("latin-1"), "not UTF-8 text (byte 40 is 0xe9)",
+         {"byte": 40}),
+        (b'{"op": "get_experiment", "experiment_id": "\\udc00"}', "surrogate", {"line": 1, "column": 49}),
+        (b'{"op": "get_experiment", "experiment_id": "\\ud800"}', "surrogate", {"line": 1, "column": 50}),
+        (b'{"op": "list_experiments"} {"op": "list_experiments"}', "trailing characters", {"line": 1, "column": 28}),
+        (b'{"op": "list_experiments", "filter": {"limit": NaN}}', "expected value", {"line": 1, "column": 48}),
+        (b"\n", "The request is empty", {}),
+    ],
+    ids=["too deep", "not utf-8", "lone low surrogate", "lone high surrogate", "trailing", "NaN", "empty"],
+)  # fmt: skip
+def test_stdin_that_is_not_strict_json_is_invalid_json(
+    tmp_path: Path, raw: bytes, says: str, where: dict[str, int]
+) -> None:
+    error = assert_error(run_ops(tmp_path / "data", raw), "invalid_json")
+
+    assert says in error["message"]
+    assert error["details"] == where
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
 
 
 # --- file mode only ----------------------------------------------------------------------------------------------
@@ -338,6 +393,27 @@ def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
         con.close()
 
 
+def test_ops_say_on_stderr_which_database_they_opened_and_only_create_makes_one(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    db = data_dir / DB_NAME
+    here = ["--data-dir", str(data_dir)]
+
+    for read in ({"op": "list_experiments"}, {"op": "find_by_input_artifacts", "artifact_ids": ["art-1"]}):
+        code, answer, said = ops_call(here, read)
+        assert (code, answer) == (0, [])
+        assert f"There is no TuneLab database at {db}; nothing was created." in said
+    code, answer, said = ops_call(here, {"op": "update_status", "experiment_id": "exp-1", "status": "running"})
+    assert answer["error"]["code"] == "experiment_not_found" and "There is no TuneLab database" in said
+    assert not data_dir.exists()
+
+    code, created, said = ops_call(here, {"op": "create_experiment", "name": "first"})
+    assert code == 0, created
+    assert f"Created a new TuneLab database at {db}" in said and "TUNELAB_DATA_DIR" in said
+    code, listed, said = ops_call(here, {"op": "list_experiments"})
+    assert listed == [created]
+    assert said == f"tunelab: Opened {db} (no server holds it).\n"
+
+
 def test_experiment_db_env_var_is_honoured(tmp_path: Path) -> None:
     legacy_db = tmp_path / "legacy" / "experiments.duckdb"
     data_dir = tmp_path / "data"
@@ -351,9 +427,9 @@ def test_experiment_db_env_var_is_honoured(tmp_path: Path) -> None:
         assert con.execute("SELECT id FROM experiments").fetchall() == [(created["id"],)]
     finally:
         con.close()
-    # Without the variable the data dir's own (empty) database is used.
+    # Without the variable the data dir's own database is used: there is none, and a read does not create it.
     assert ok(run_ops(data_dir, {"op": "list_experiments", "filter": {}})) == []
-    assert (data_dir / DB_NAME).is_file()
+    assert not (data_dir / DB_NAME).exists()
 
 
 # --- server mode only -------------------------------------------------------------------------------------------
@@ -365,6 +441,65 @@ def test_serve_prints_its_url_and_leaves_its_address_in_the_data_dir(server: Ser
     assert info["url"] == server.url
     assert info["pid"] == server.process.pid
     assert Path(info["db"]) == server.db_path.resolve()
+
+
+def test_serve_on_port_0_prints_the_port_it_got_and_removes_its_address_on_exit(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, url = start_serving(data_dir, tmp_path / "serve.log")
+    try:
+        assert not url.endswith(":0")
+        assert json.loads((data_dir / f"{DB_NAME}.server.json").read_text())["url"] == url
+    finally:
+        exit_code = stop(process)
+    assert exit_code == 128 + signal.SIGTERM
+    assert not (data_dir / f"{DB_NAME}.server.json").exists()
+
+
+def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            capture_output=True, text=True, env=clean_env(), timeout=60,
+        )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TuneLab is running" not in done.stdout
+    assert f"127.0.0.1:{port} is already in use" in done.stderr
+    assert re.search(r"`make run PORT=\d+` or `tunelab serve --port \d+`", done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not data_dir.exists()  # neither a database nor an address file
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [({"TUNELAB_HOST": "nosuchhost.invalid"}, "cannot listen on nosuchhost.invalid:0: "),
+     ({"TUNELAB_PORT": "70000"}, "cannot listen on 127.0.0.1:70000: ")],
+)  # fmt: skip
+def test_serve_where_it_cannot_listen_says_why(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    port = [] if "TUNELAB_PORT" in env else ["--port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(tmp_path / "data"), *port],
+        capture_output=True, text=True, env=clean_env(**env), timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: {says}"), done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_second_server_on_the_same_port_leaves_the_first_ones_address(server: Server) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(server.data_dir), "--port", port],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode == 1 and "already in use" in done.stderr, done.stdout + done.stderr
+    assert json.loads((server.data_dir / f"{DB_NAME}.server.json").read_text())["url"] == server.url
+    assert httpx.get(f"{server.url}/api/health").status_code == 200
 
 
 def test_with_a_server_running_ops_go_through_http(server: Server) -> None:
@@ -381,6 +516,42 @@ def test_with_a_server_running_ops_go_through_http(server: Server) -> None:
     assert api.pop("runs") == []
     assert created == api
     assert listed == api_list["items"] == [api]
+
+
+# --- the data dir of a source checkout ---------------------------------------------------------------------------
+
+
+def source_checkout_copy(tmp_path: Path) -> Path:
+    """A checkout as `make setup` leaves one: src/tunelab beside a pyproject.toml that names tunelab."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(CHECKOUT, checkout / "src" / "tunelab", ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "pyproject.toml").write_text('[project]\nname = "tunelab"\n')
+    return checkout
+
+
+def test_in_a_source_checkout_the_cli_and_ops_reach_the_server_make_run_started(tmp_path: Path) -> None:
+    """The reported case: `make run` serves <checkout>/data; `tunelab experiments list` and `tunelab ops` in the same
+    checkout, without --data-dir, must reach that server and create no second database in the home folder."""
+    checkout = source_checkout_copy(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(PYTHONPATH=str(checkout / "src"), HOME=str(home))
+    process, url = start_serving(checkout / "data", tmp_path / "serve.log", env=env)  # as `make run` does
+    try:
+        code, created, said = ops_call([], {"op": "create_experiment", "name": "via make run"}, env=env, cwd=checkout)
+        listed = subprocess.run(
+            [sys.executable, "-m", "tunelab", "experiments", "list"],
+            cwd=checkout, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        served = httpx.get(f"{url}/api/experiments", params={"name": "via make run"}).json()
+    finally:
+        stop(process)
+
+    assert (code, said) == (0, ""), created
+    assert served["items"][0]["id"] == created["id"]
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert created["id"] in listed.stdout
+    assert list(home.iterdir()) == []
 
 
 # --- every failure is one JSON answer ----------------------------------------------------------------------------
@@ -418,7 +589,7 @@ def test_an_unexpected_failure_is_internal_error_on_one_json_line(tmp_path: Path
     not_a_dir = tmp_path / "data"
     not_a_dir.write_text("a file where the data dir should be")
 
-    error = assert_error(run_ops(not_a_dir, {"op": "list_experiments"}), "internal_error")
+    error = assert_error(run_ops(not_a_dir, {"op": "create_experiment", "name": "x"}), "internal_error")
 
     assert "FileExistsError" in error["message"]
 

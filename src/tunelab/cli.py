@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
+import errno
+import math
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from tunelab.config import Settings
-from tunelab.domain.experiments import Experiment, ExperimentFilter
+from tunelab.config import DEFAULT_DATA_DIR, Settings
+from tunelab.domain.common import Page
+from tunelab.domain.experiments import Experiment, ExperimentFilter, ExperimentSort
 from tunelab.errors import TuneLabError
 
-app = typer.Typer(help="TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.", no_args_is_help=True)
-experiments_app = typer.Typer(help="List, show, archive and unarchive experiments.", no_args_is_help=True)
-models_app = typer.Typer(help="Base models: create the tiny local MusicGen.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from tunelab.client import Experiments
+
+
+def _without_flag_types(params: list[Any]) -> list[Any]:
+    """Typer's rich help (0.29) prints a value type after every option, so flags, `--help` included, read
+    `--all <bool>` as if they took a value; its plain help skips flags. A blank metavar blanks that column."""
+    for param in params:
+        if isinstance(param, TyperOption) and (param.is_flag or param.count) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(cls=Group, help=help_text, no_args_is_help=True)
+
+
+app = _group("TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.")
+experiments_app = _group("List, show, archive and unarchive experiments.")
+models_app = _group("Base models: create the tiny local MusicGen.")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 
 DataDirOption = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default: $TUNELAB_DATA_DIR or ~/.local/share/tunelab)."),
+    typer.Option(
+        "--data-dir", metavar="DIR", help=f"Data directory (default: $TUNELAB_DATA_DIR, else {DEFAULT_DATA_DIR})."
+    ),
 ]
 
 
@@ -33,66 +69,121 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(
     data_dir: DataDirOption = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on (default 8000; 0: any free one)."),
+    ] = None,
 ) -> None:
     """Start the studio's web server and API."""
-    import uvicorn
-
-    from tunelab.api.app import create_app
-    from tunelab.client import remove_server_file, write_server_file
-
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings(data_dir, **overrides)
+    # Bound before anything else, so that a busy port fails before the database is opened, and the URL is
+    # printed and the address file written only for a server that got its socket.
+    with _listen(settings.host, settings.port) as sock:
+        application = _application(settings)
+        _serve(application, sock, settings)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port (port 0: any free one), or exit 1 saying why not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn does: a restart need not wait for the previous server's connections to leave TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        application = create_app(settings)
+        sock.bind((host, port))
+        sock.listen(2048)  # from here connections queue until uvicorn accepts them, instead of being refused
+    except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535 (from TUNELAB_PORT)
+        sock.close()
+        typer.secho(f"error: {_cannot_listen(host, port, exc)}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError | OverflowError) -> str:
+    where = f"{host}:{port}"
+    if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
+        return f"cannot listen on {where}: {getattr(exc, 'strerror', None) or exc}"
+    other = _free_port_after(host, port)
+    return (
+        f"{where} is already in use (by another TuneLab server, or another program). Choose another port: "
+        f"`make run PORT={other}` or `tunelab serve --port {other}`."
+    )
+
+
+def _free_port_after(host: str, port: int) -> int:
+    """The first port after `port` that is free on `host`, to suggest; port + 1 when none is found nearby."""
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return port + 1
+
+
+def _application(settings: Settings) -> FastAPI:
+    from tunelab.api.app import create_app
+
+    try:
+        return create_app(settings)
     except TuneLabError as exc:
         typer.secho(f"error: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None
-    url = f"http://{settings.host}:{settings.port}"
+
+
+def _serve(application: FastAPI, sock: socket.socket, settings: Settings) -> None:
+    """Serve on the bound socket until stopped; the address file lives exactly as long as the server."""
+    import uvicorn
+
+    from tunelab.client import remove_server_file, write_server_file
+
+    bound_port = sock.getsockname()[1]  # the one the system chose, for port 0
+    url = f"http://{f'[{settings.host}]' if ':' in settings.host else settings.host}:{bound_port}"
     write_server_file(settings, url)
-    typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
-    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets `finally` remove the file.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+        typer.secho(f"TuneLab is running at {url}  (data: {settings.data_dir}; API docs: {url}/docs)", fg="green")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets `finally` remove the file.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+        config = uvicorn.Config(application, host=settings.host, port=bound_port, log_level="info")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         remove_server_file(settings)
 
 
-@app.command()
+@app.command(cls=Command)
 def ops(data_dir: DataDirOption = None) -> None:
     """Read one JSON operation on stdin and write one JSON answer on stdout (exit 1 on error)."""
     import json
 
     from tunelab import ops as operations
 
-    answer, code = operations.run(sys.stdin.read(), _settings(data_dir))
+    # Bytes, not text: decoding is the parser's job, so that bad UTF-8 is invalid_json like any other bad input.
+    raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    answer, code = operations.run(raw, _settings(data_dir), notify=_note)
     sys.stdout.write(json.dumps(answer) + "\n")
     raise typer.Exit(code)
 
 
-@contextmanager
-def _experiments(data_dir: Path | None) -> Iterator[Any]:
-    from tunelab.client import HttpTracker, running_server
-    from tunelab.services.experiments import ExperimentService
-    from tunelab.store import Database
+def _note(text: str) -> None:
+    typer.secho(f"tunelab: {text}", fg="yellow", err=True)
 
-    settings = _settings(data_dir)
+
+@contextmanager
+def _experiments(data_dir: Path | None) -> Iterator[Experiments]:
+    """The data dir's experiments for a command that creates nothing: a database that does not exist reads as empty."""
+    from tunelab.client import open_experiments, opening_note
+
     try:
-        url = running_server(settings)
-        if url:
-            yield HttpTracker(url)
-            return
-        settings.ensure_dirs()
-        db = Database(settings.db_path)
-        try:
-            yield ExperimentService(db)
-        finally:
-            db.close()
+        with open_experiments(_settings(data_dir), create=False) as (experiments, opened):
+            note = opening_note(experiments, opened)
+            if note:
+                _note(note)
+            yield experiments
     except TuneLabError as exc:
         typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -120,27 +211,106 @@ def _row(e: Experiment) -> list[str]:
     ]
 
 
-@experiments_app.command("list")
+_SORT_HELP = (
+    f"One of {', '.join(order.value for order in ExperimentSort)}; '-' is descending "
+    "(default: -created_at, newest first)."
+)
+
+
+@experiments_app.command("list", cls=Command)
 def list_experiments(
     data_dir: DataDirOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Include archived experiments.")] = False,
-    status: Annotated[str | None, typer.Option(help="Only experiments with this status.")] = None,
-    q: Annotated[str | None, typer.Option("--search", help="Only names containing this text.")] = None,
-    page: Annotated[int, typer.Option(min=1)] = 1,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="Only experiments with this status.")] = None,
+    q: Annotated[str | None, typer.Option("--search", metavar="TEXT", help="Only names containing this text.")] = None,
+    sort: Annotated[ExperimentSort, typer.Option(metavar="ORDER", help=_SORT_HELP, show_default=False)] = (
+        ExperimentSort.NEWEST
+    ),
+    page: Annotated[int, typer.Option(min=1, metavar="N", help="Which page to show.")] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=500, metavar="N", help="Experiments per page.")] = 20,
 ) -> None:
-    """Show experiments as a table, newest first."""
+    """Show experiments as a table, a page at a time."""
+    flt = _list_filter(status=status, q=q, sort=sort, page=page, page_size=page_size, include_archived=all_)
     with _experiments(data_dir) as experiments:
-        result = experiments.list_page(ExperimentFilter(include_archived=all_, status=status, q=q, page=page))
+        result = experiments.list_page(flt)
     headers = ["ID", "NAME", "STATUS", "RUNS", "BEST METRICS", "CREATED"]
     typer.echo(_table(headers, [_row(e) for e in result.items]))
-    typer.echo(f"\n{len(result.items)} of {result.total} experiment(s), page {result.page}")
+    typer.echo(f"\n{_page_line(result)}")
 
 
-@experiments_app.command("show")
-def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
+_OPTION_OF = {"q": "--search", "page_size": "--page-size", "include_archived": "--all"}
+
+
+def _list_filter(**fields: Any) -> ExperimentFilter:
+    """The filter, or a usage error (exit 2) naming the option whose value is out of bounds."""
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentFilter(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0])
+        raise typer.BadParameter(first["msg"], param_hint=_OPTION_OF.get(field, f"--{field}")) from None
+
+
+def _page_line(result: Page[Experiment]) -> str:
+    """How many of how many, which page of how many, and how to get the next one."""
+    pages = max(1, math.ceil(result.total / result.page_size))
+    line = f"{len(result.items)} of {result.total} experiment(s), page {result.page} of {pages}"
+    if result.page < pages:
+        return f"{line}; --page {result.page + 1} for more"
+    if result.page > pages:
+        return f"{line}; the last page is {pages}"
+    return line
+
+
+ExperimentArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME_OR_ID",
+        help="The experiment's id, or its exact name (archived ones included); an id wins over a name.",
+    ),
+]
+E = TypeVar("E", bound=Experiment)
+
+
+def _find(experiments: Experiments, ref: str, fetch: Callable[[str], E]) -> E:
+    """`fetch` of the experiment whose id is `ref`, else of the one named `ref`; experiment_not_found if neither."""
+    from tunelab.domain.common import ID_PATTERN
+    from tunelab.errors import NotFound
+
+    if ID_PATTERN.match(ref):  # anything else is no id, and would not even reach the server's id route
+        try:
+            return fetch(ref)
+        except NotFound as exc:
+            if exc.code != "experiment_not_found":
+                raise
+    named = _id_of_name(experiments, ref)
+    if named is None:
+        raise NotFound(
+            f"No experiment has the id or the name {ref!r} (archived ones included); "
+            "`tunelab experiments list --all` lists them",
+            code="experiment_not_found", details={"experiment": ref},
+        )  # fmt: skip
+    return fetch(named)
+
+
+def _id_of_name(experiments: Experiments, name: str) -> str | None:
+    from pydantic import ValidationError
+
+    try:
+        flt = ExperimentFilter(name=name, include_archived=True, page_size=1)
+    except ValidationError:  # longer than any name can be, or not valid Unicode: no experiment has it
+        return None
+    page = experiments.list_page(flt)
+    return page.items[0].id if page.items else None
+
+
+@experiments_app.command("show", cls=Command)
+def show_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
     """Show one experiment with its runs."""
     with _experiments(data_dir) as experiments:
-        detail = experiments.detail(experiment_id)
+        detail = _find(experiments, experiment, experiments.detail)
     typer.secho(f"{detail.name}  [{detail.status.value}]", bold=True)
     for label, value in [
         ("id", detail.id), ("description", detail.description or "-"), ("dataset", detail.dataset_id or "-"),
@@ -152,28 +322,34 @@ def show_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
     typer.echo("\n" + _table(["RUN", "NAME", "STATUS", "FINAL LOSS"], rows))
 
 
-@experiments_app.command("archive")
-def archive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
-    """Archive an experiment (it can be unarchived later)."""
+@experiments_app.command("archive", cls=Command)
+def archive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
+    """Archive an experiment (it can be unarchived later); one already archived is left as it is."""
     with _experiments(data_dir) as experiments:
-        experiment = experiments.archive(experiment_id)
-    typer.echo(
-        f"Archived {experiment.name} ({experiment.id}); `tunelab experiments unarchive {experiment.id}` undoes it"
-    )
+        found = _find(experiments, experiment, experiments.get)
+        if found.archived:
+            typer.echo(f"{found.name} ({found.id}) is already archived; nothing changed")
+            return
+        archived = experiments.archive(found.id)
+    typer.echo(f"Archived {archived.name} ({archived.id}); `tunelab experiments unarchive {archived.id}` undoes it")
 
 
-@experiments_app.command("unarchive")
-def unarchive_experiment(experiment_id: str, data_dir: DataDirOption = None) -> None:
-    """Bring an archived experiment back (status draft)."""
+@experiments_app.command("unarchive", cls=Command)
+def unarchive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption = None) -> None:
+    """Bring an archived experiment back (status draft); one that is not archived is left as it is."""
     with _experiments(data_dir) as experiments:
-        experiment = experiments.unarchive(experiment_id)
-    typer.echo(f"Unarchived {experiment.name} ({experiment.id}); status {experiment.status.value}")
+        found = _find(experiments, experiment, experiments.get)
+        if not found.archived:
+            typer.echo(f"{found.name} ({found.id}) is not archived (status {found.status.value}); nothing changed")
+            return
+        unarchived = experiments.unarchive(found.id)
+    typer.echo(f"Unarchived {unarchived.name} ({unarchived.id}); status {unarchived.status.value}")
 
 
-@models_app.command("create-tiny")
+@models_app.command("create-tiny", cls=Command)
 def create_tiny(
     directory: Annotated[Path, typer.Argument(help="Folder to write the model to.")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same model.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed; the same seed gives the same model.")] = 0,
 ) -> None:
     """Write a tiny randomly initialised MusicGen (a few MB) for tests and demos."""
     from tunelab.training.tiny import create_tiny_musicgen

@@ -1,11 +1,16 @@
-"""Reach a running TuneLab server: the tracker port over HTTP, and finding the server that owns a data dir."""
+"""Reach a data dir's experiments from another process: through the running server that owns the database
+(the tracker port over HTTP), or by opening the file when no server holds it."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +29,10 @@ from tunelab.errors import (
     TuneLabError,
     Unprocessable,
 )
+
+if TYPE_CHECKING:
+    from tunelab.services.experiments import ExperimentService
+    from tunelab.store import Database
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -176,3 +185,83 @@ class HttpTracker:
             if not answer.items or len(found) >= answer.total:
                 return found
         raise AssertionError("unreachable")
+
+
+Experiments: TypeAlias = "HttpTracker | ExperimentService"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """Where a client's experiments are: a server (url), or the database file it opened itself."""
+
+    db: Path
+    url: str | None = None
+    created: bool = False  # the file did not exist: this call created it
+    missing: bool = False  # the file does not exist and was not created: it reads as an empty database
+
+
+@contextmanager
+def open_experiments(settings: Settings, *, create: bool) -> Iterator[tuple[Experiments, Opened]]:
+    """The data dir's experiments: through its running server, else from its database file. A file that does not
+    exist is created only when `create` is set (a write that makes something new); otherwise it reads as empty."""
+    from tunelab.services.experiments import ExperimentService
+
+    url = running_server(settings)
+    if url:
+        yield HttpTracker(url), Opened(settings.db_path, url=url)
+        return
+    exists = settings.db_path.exists()
+    if not exists and not create:
+        db, opened = _empty_database(), Opened(settings.db_path, missing=True)
+    else:
+        if not exists:
+            settings.ensure_dirs()
+        db, opened = _open_database(settings), Opened(settings.db_path, created=not exists)
+    try:
+        yield ExperimentService(db), opened
+    finally:
+        db.close()
+
+
+def _empty_database() -> Database:
+    """A fresh in-memory database: it answers every read exactly as a new file would, validation included."""
+    from tunelab.store import Database
+
+    return Database(Path(":memory:"))
+
+
+def _open_database(settings: Settings) -> Database:
+    from tunelab.store import Database
+
+    try:
+        return Database(settings.db_path)
+    except StoreBusy as exc:
+        # A server left its address but does not answer, and something still holds the file: most likely
+        # that server, hung or still starting. Say so rather than only that the file is locked.
+        listed = server_address(settings)
+        if listed is None:
+            raise
+        raise ServerUnavailable(
+            f"The TuneLab server at {listed} holds the database {settings.db_path} but does not answer",
+            details={"url": listed, "db": str(settings.db_path)},
+        ) from exc
+
+
+_ELSEWHERE = "If your data is elsewhere, pass --data-dir DIR or set TUNELAB_DATA_DIR."
+
+
+def opening_note(experiments: Experiments, opened: Opened) -> str | None:
+    """What to tell the user about the database a client opened itself (None: it went through a server)."""
+    if opened.url is not None:
+        return None
+    if opened.missing:
+        return f"There is no TuneLab database at {opened.db}; nothing was created. {_ELSEWHERE}"
+    if opened.created:
+        return f"Created a new TuneLab database at {opened.db} (no server holds one there). {_ELSEWHERE}"
+    if _holds_none(experiments):
+        return f"Opened {opened.db} (no server holds it): it holds no experiments. {_ELSEWHERE}"
+    return f"Opened {opened.db} (no server holds it)."
+
+
+def _holds_none(experiments: Experiments) -> bool:
+    return experiments.list_page(ExperimentFilter(include_archived=True, page_size=1)).total == 0

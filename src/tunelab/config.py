@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "tunelab"
+HOME_DATA_DIR = Path.home() / ".local" / "share" / "tunelab"
+
+
+def source_checkout(package_dir: Path = Path(__file__).resolve().parent) -> Path | None:
+    """The checkout TuneLab runs from when it runs from source: `<checkout>/src/tunelab` beside a pyproject.toml
+    that names tunelab (`make setup` installs it so, editable). None when it was installed from a wheel."""
+    if package_dir.parent.name != "src":
+        return None
+    checkout = package_dir.parent.parent
+    try:
+        project = tomllib.loads((checkout / "pyproject.toml").read_text()).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return checkout if isinstance(project, dict) and project.get("name") == "tunelab" else None
+
+
+def default_data_dir() -> Path:
+    """`<checkout>/data` from a source checkout, the folder its `make run` serves, so that the CLI and the ops
+    script of a checkout find its studio; `~/.local/share/tunelab` for an installed TuneLab."""
+    checkout = source_checkout()
+    return checkout / "data" if checkout is not None else HOME_DATA_DIR
+
+
+# The data dir when neither TUNELAB_DATA_DIR nor --data-dir says otherwise.
+DEFAULT_DATA_DIR = default_data_dir()
 
 
 class Settings(BaseSettings):

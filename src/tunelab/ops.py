@@ -2,28 +2,29 @@
 
 Request: {"op": "create_experiment", ...fields}. Answer: the same JSON as the HTTP API, exit 0;
 or {"error": {"code", "message", "details"}}, exit 1. It goes through a running server when one owns
-the database, and opens the file itself when none does.
+the database, and opens the file itself when none does, saying which (on stderr, through `notify`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
-from tunelab.client import HttpTracker, running_server, server_address
+from tunelab.client import open_experiments, opening_note
 from tunelab.config import Settings
 from tunelab.domain.experiments import ExperimentCreate, ExperimentFilter
-from tunelab.errors import BadRequest, ServerUnavailable, StoreBusy, TuneLabError, Unprocessable
-from tunelab.services.experiments import ExperimentService
+from tunelab.errors import BadRequest, TuneLabError, Unprocessable
 from tunelab.services.tracker import ExperimentTracker
-from tunelab.store import Database
 
 log = logging.getLogger("tunelab.ops")
+# Where notes for the user go (stderr for `tunelab ops`): stdout holds the answer and nothing else.
+Notify = Callable[[str], None]
 
 OPS = (
     "create_experiment", "get_experiment", "list_experiments", "update_status", "store_results",
@@ -32,28 +33,13 @@ OPS = (
 
 
 @contextmanager
-def open_tracker(settings: Settings) -> Iterator[ExperimentTracker]:
-    url = running_server(settings)
-    if url:
-        yield HttpTracker(url)
-        return
-    settings.ensure_dirs()
-    try:
-        db = Database(settings.db_path)
-    except StoreBusy as exc:
-        # A server left its address but does not answer, and something still holds the file: most likely
-        # that server, hung or still starting. Say so rather than only that the file is locked.
-        listed = server_address(settings)
-        if listed is None:
-            raise
-        raise ServerUnavailable(
-            f"The TuneLab server at {listed} holds the database {settings.db_path} but does not answer",
-            details={"url": listed, "db": str(settings.db_path)},
-        ) from exc
-    try:
-        yield ExperimentService(db)
-    finally:
-        db.close()
+def open_tracker(request: dict[str, Any], settings: Settings, notify: Notify) -> Iterator[ExperimentTracker]:
+    """The tracker for `request`: only create_experiment creates a database that does not exist yet."""
+    with open_experiments(settings, create=request.get("op") == "create_experiment") as (tracker, opened):
+        note = opening_note(tracker, opened)
+        if note:
+            notify(note)
+        yield tracker
 
 
 def _field(request: dict[str, Any], name: str) -> Any:
@@ -146,16 +132,46 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run(raw: str, settings: Settings) -> tuple[dict[str, Any] | list[Any], int]:
+_SURROGATE = " (a \\uD800-\\uDFFF escape must be half of a surrogate pair)"
+# Plainer words for the parser's errors that do not explain themselves.
+_HINTS = {"recursion limit": " (nested more than 200 levels deep)", "surrogate": _SURROGATE,
+          "end of hex escape": _SURROGATE}  # fmt: skip
+
+
+def parse_request(raw: bytes | str) -> Any:
+    """The JSON value `raw` holds, or invalid_json saying what is wrong and where."""
+    if not raw.strip():
+        raise BadRequest("The request is empty: send one JSON object on stdin", code="invalid_json")
+    if isinstance(raw, bytes):
+        _require_utf8(raw)
+    # pydantic-core's parser, unlike the json module, refuses NaN and lone surrogates and stops at a fixed depth
+    # (200) instead of overflowing Python's stack; its errors say where.
+    try:
+        return from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        where = re.search(r"at line (\d+) column (\d+)$", str(exc))
+        details = {"line": int(where[1]), "column": int(where[2])} if where else {}
+        hint = next((hint for words, hint in _HINTS.items() if words in str(exc)), "")
+        raise BadRequest(f"The request is not valid JSON: {exc}{hint}", code="invalid_json", details=details) from None
+
+
+def _require_utf8(raw: bytes) -> None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The request is not valid JSON: it is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
+            code="invalid_json", details={"byte": exc.start},
+        ) from None  # fmt: skip
+
+
+def run(raw: bytes | str, settings: Settings, notify: Notify = log.info) -> tuple[dict[str, Any] | list[Any], int]:
     """(answer, exit code) for one raw request; whatever happens, the answer is JSON."""
     try:
-        request = json.loads(raw)
-    except ValueError as exc:  # only the request itself is invalid_json; server answers have their own code
-        return BadRequest(f"The request is not valid JSON: {exc}", code="invalid_json").to_dict(), 1
-    try:
+        request = parse_request(raw)
         if not isinstance(request, dict):
             raise BadRequest("The request must be a JSON object with an 'op' field", code="invalid_request")
-        with open_tracker(settings) as tracker:
+        with open_tracker(request, settings, notify) as tracker:
             return dispatch(tracker, request), 0
     except ValidationError as exc:
         first = exc.errors()[0]
