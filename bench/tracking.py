@@ -264,6 +264,39 @@ def concurrent(url: str, experiment: str, read_paths: list[str], seconds: float)
     }  # fmt: skip
 
 
+def writes_during_big_reads(url: str, experiment: str, big_path: str, seconds: float) -> dict[str, Any]:
+    """3-point batch latency while another client reads a million-point series whole, again and again (it used
+    to hold the one lock for seconds, and every writer waited)."""
+    stop = time.monotonic() + seconds
+    reads: list[float] = []
+    writes: list[float] = []
+
+    def reader() -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                check(client.get(big_path))
+                reads.append((time.perf_counter() - start) * 1000)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        run = check(client.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
+        s = 0
+        while time.monotonic() < stop:
+            points = [{"key": k, "value": 1.0, "step": s} for k in ("loss", "learning_rate", "grad_norm")]
+            start = time.perf_counter()
+            check(client.post(f"/api/runs/{run}/metrics", json={"points": points}))
+            writes.append((time.perf_counter() - start) * 1000)
+            s += 1
+    thread.join()
+    return {
+        "big_read": {"path": big_path, "count": len(reads), "p50_ms": round(statistics.median(reads), 1)},
+        "writes": {"count": len(writes), "p50_ms": round(statistics.median(writes), 2), "p95_ms": round(p95(writes), 2),
+                   "max_ms": round(max(writes), 2)},
+    }  # fmt: skip
+
+
 def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     experiment = seeded["experiment_id"]
     history_path = f"/api/runs/metrics?ids={','.join(seeded['history_runs'])}&key=metric_3"
@@ -291,6 +324,10 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
     reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{seeded['big_run']}",
              downsampled]  # fmt: skip
     figures["concurrent_8_clients"] = concurrent(url, experiment, reads, args.concurrent_seconds)
+    whole = f"/api/runs/{seeded['big_run']}/metrics?key=metric_0&limit={args.history_points}"
+    figures["writes_during_whole_1m_point_reads"] = writes_during_big_reads(
+        url, experiment, whole, args.concurrent_seconds
+    )
     return figures
 
 
