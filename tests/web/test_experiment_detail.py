@@ -220,3 +220,58 @@ def test_a_finished_experiment_does_not_poll(page: Page, live_server: LiveServer
 
     assert len(asked) == 1
     expect(page.get_by_test_id("live-indicator")).to_be_hidden()
+
+
+# Numbers and the comparison (items 11 and 12)
+
+
+def test_numbers_read_the_same_in_every_table(page: Page, live_server: LiveServer) -> None:
+    exp = live_server.create_experiment("Tiny losses", metric_goals={"score": "max"})
+    metrics = {"loss": 0.0000123456, "score": 12345678.9, "tokens": 1200}
+    first = live_server.external_run(exp["id"], "a", {"lr": 0.00002}, metrics)
+    live_server.external_run(exp["id"], "b", {"lr": 0.00002}, {"loss": 0.25, "score": 3, "tokens": 900})
+
+    page.goto(f"{live_server.url}/experiments/{exp['id']}")
+
+    expect(page.locator(f"[data-testid=run-row][data-run-id='{first}']").get_by_test_id("final-loss")).to_have_text(
+        "1.235e-5"
+    )
+    chips = page.get_by_test_id("best-metrics").get_by_test_id("metric-chip")
+    expect(chips.and_(page.locator("[data-metric=loss]"))).to_have_text("loss 1.235e-5")
+    expect(chips.and_(page.locator("[data-metric=score]"))).to_have_text("score 1.235e7")
+    page.get_by_test_id("select-all").check()
+    page.get_by_test_id("compare-button").click()
+    table = page.get_by_test_id("compare-table")
+    cell = table.locator(f"[data-testid=compare-cell][data-run-id='{first}']")
+    expect(cell.and_(table.locator("tr[data-metric=loss] *"))).to_contain_text("1.235e-5")
+    expect(cell.and_(table.locator("tr[data-metric=score] *"))).to_contain_text("1.235e7")
+    expect(cell.and_(table.locator("tr[data-metric=tokens] *"))).to_have_text("1200")
+    expect(table.locator("tr[data-config-key=lr]")).to_contain_text("2e-5")
+
+
+def test_compare_stars_every_tied_run_and_ranks_no_goal_none_metric(page: Page, live_server: LiveServer) -> None:
+    exp = live_server.create_experiment("Ties")
+    runs = [
+        live_server.external_run(exp["id"], name, {}, {"loss": loss, "learning_rate": 0.001})
+        for name, loss in (("one", 0.3), ("two", 0.3), ("three", 0.4))
+    ]
+
+    page.goto(f"{live_server.url}/experiments/{exp['id']}")
+    page.get_by_test_id("select-all").check()
+    page.get_by_test_id("compare-button").click()
+
+    table = page.get_by_test_id("compare-table")
+    loss = table.locator("tr[data-metric=loss]")
+    for run_id, best in zip(runs, (True, True, False), strict=True):
+        cell = loss.locator(f"[data-testid=compare-cell][data-run-id='{run_id}']")
+        if best:
+            expect(cell).to_have_class(BEST)
+            expect(cell).to_contain_text("★ best")
+        else:
+            expect(cell).not_to_contain_text("best")
+    rate = table.locator("tr[data-metric=learning_rate]")
+    expect(rate.get_by_test_id("metric-goal")).to_have_text("not ranked")
+    expect(rate).not_to_contain_text("better")
+    expect(rate.get_by_test_id("compare-cell")).to_have_count(3)
+    expect(rate.locator(".best")).to_have_count(0)
+    expect(rate).not_to_contain_text("★")

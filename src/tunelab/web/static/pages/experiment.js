@@ -9,6 +9,7 @@ const ACTIVE_RUN = ["pending", "running"];
 /** Input types that hold the training data, for an experiment that names no dataset_id. */
 const DATASET_INPUTS = ["dataset", "datasets", "dataset_export"];
 const ARTIFACT_FETCHES_AT_ONCE = 6;
+const GOAL_LABELS = { min: "lower is better", max: "higher is better", none: "not ranked" };
 
 document.addEventListener("alpine:init", () => {
   const { api, describeError, format, formatting, notify } = window.TuneLab;
@@ -183,13 +184,17 @@ document.addEventListener("alpine:init", () => {
       return this.comparison ? Object.keys(this.comparison.metrics).sort() : [];
     },
 
-    metricValue(key, runId) {
-      const value = this.comparison.metrics[key].values[runId];
-      return value === undefined || value === null ? "—" : format.number(value);
+    goalLabel(key) {
+      return GOAL_LABELS[this.comparison.metrics[key].goal] || GOAL_LABELS.none;
     },
 
+    metricValue(key, runId) {
+      return format.number(this.comparison.metrics[key].values[runId]);
+    },
+
+    /** Every run tied for the best value is the best; a metric that is not ranked has none. */
     isBest(key, runId) {
-      return this.comparison.metrics[key].best_run_id === runId;
+      return (this.comparison.metrics[key].best_run_ids || []).includes(runId);
     },
 
     configKeys() {
