@@ -206,6 +206,38 @@ def test_a_running_experiment_refreshes_itself_until_it_ends(page: Page, live_se
     assert len(asked) == asked_before
 
 
+def set_tab_hidden(page: Page, hidden: bool) -> None:
+    """What the browser does when the user switches tabs (headless Chromium never hides its only tab)."""
+    page.evaluate(
+        """(hidden) => {
+            Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
+
+
+def test_a_hidden_tab_stops_asking_and_catches_up_when_shown(page: Page, live_server: LiveServer) -> None:
+    exp = live_server.create_experiment("Background")
+    run_id = live_server.start_external_run(exp["id"], "rank-8")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith(f"/api/experiments/{exp['id']}") else None)
+    page.clock.install()
+    page.goto(f"{live_server.url}/experiments/{exp['id']}")
+    expect(page.get_by_test_id("live-indicator")).to_be_visible()
+
+    set_tab_hidden(page, True)
+    live_server.end_run(run_id, "completed")
+    asked_while_shown = len(asked)
+    page.clock.fast_forward(30_000)
+    page.evaluate("() => fetch('/api/health')")
+    assert len(asked) == asked_while_shown
+    expect(page.get_by_test_id("experiment-status")).to_have_text("Running")
+
+    set_tab_hidden(page, False)
+    expect(page.get_by_test_id("experiment-status")).to_have_text("Completed")
+
+
 def test_a_finished_experiment_does_not_poll(page: Page, live_server: LiveServer) -> None:
     exp = live_server.create_experiment("Done")
     live_server.external_run(exp["id"], "rank-4", {}, {"loss": 0.5})
