@@ -20,9 +20,17 @@ class LiveServer:
     url: str
     api: httpx.Client
 
-    def create_experiment(self, name: str, description: str | None = None) -> dict[str, Any]:
-        body = {"name": name} if description is None else {"name": name, "description": description}
+    def create_experiment(self, name: str, description: str | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"name": name, **fields}
+        if description is not None:
+            body["description"] = description
         return self._json("POST", "/api/experiments", json=body)
+
+    def create_artifact(self, type_: str, uri: str, **fields: Any) -> dict[str, Any]:
+        return self._json("POST", "/api/artifacts", json={"type": type_, "uri": uri, **fields})
+
+    def store_results(self, experiment_id: str, outputs: dict[str, str]) -> dict[str, Any]:
+        return self._json("POST", f"/api/experiments/{experiment_id}/results", json={"outputs": outputs})
 
     def archive(self, experiment_id: str) -> dict[str, Any]:
         return self._json("POST", f"/api/experiments/{experiment_id}/archive")
@@ -36,12 +44,20 @@ class LiveServer:
 
     def external_run(self, experiment_id: str, name: str, config: dict[str, Any], metrics: dict[str, float]) -> str:
         """A run reported by an outside engine: created, given its final metrics, completed."""
-        body = {"external": True, "name": name, "config": config}
-        run_id: str = self._json("POST", f"/api/experiments/{experiment_id}/runs", json=body)["id"]
+        run_id = self.start_external_run(experiment_id, name, config)
         points = [{"key": key, "value": value, "step": 1} for key, value in metrics.items()]
         self._json("POST", f"/api/runs/{run_id}/metrics", json={"points": points})
-        self._json("POST", f"/api/runs/{run_id}/status", json={"status": "completed"})
+        self.end_run(run_id, "completed")
         return run_id
+
+    def start_external_run(self, experiment_id: str, name: str, config: dict[str, Any] | None = None) -> str:
+        """A run an outside engine reports on; it is running until end_run."""
+        body = {"external": True, "name": name, "config": config or {}}
+        run_id: str = self._json("POST", f"/api/experiments/{experiment_id}/runs", json=body)["id"]
+        return run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self._json("POST", f"/api/runs/{run_id}/status", json={"status": status})
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api.request(method, path, **kwargs)

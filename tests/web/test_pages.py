@@ -80,7 +80,13 @@ def test_unknown_api_path_stays_json(client: TestClient) -> None:
 
 
 def test_own_static_files_are_served(client: TestClient) -> None:
-    for path in ("/static/app.css", "/static/app.js", "/static/favicon.svg"):
+    for path in (
+        "/static/app.css",
+        "/static/app.js",
+        "/static/favicon.svg",
+        "/static/pages/experiments.js",
+        "/static/pages/experiment.js",
+    ):
         assert client.get(path).status_code == 200, path
 
 

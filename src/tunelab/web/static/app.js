@@ -1,10 +1,9 @@
-// TuneLab pages: Alpine.js components that talk to the JSON API under /api.
+// What every TuneLab page shares: the JSON API client, formatting and toasts. Each page's own component lives in
+// static/pages/<page>.js and reaches these through the one global `TuneLab`.
 "use strict";
 
-/** Adapter pages are linked from run rows; one place to change if their address moves. */
-const ADAPTER_PAGE = (adapter) => `/adapters/${encodeURIComponent(adapter.id)}`;
-const TOAST_MS = 6000;
-const PAGE_SIZE = 100;
+const TOAST_MS = { success: 5000, error: 10000 };
+const MAX_TOASTS = 3;
 
 class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -52,10 +51,28 @@ function describeError(err) {
 }
 
 const format = {
+  /** The one number format of every table: integers as they are, else 4 significant digits, exponent at the ends. */
   number(value) {
     if (value === null || value === undefined || Number.isNaN(value)) return "—";
-    if (Number.isInteger(value)) return String(value);
+    if (!Number.isFinite(value)) return value > 0 ? "∞" : "−∞";
+    const size = Math.abs(value);
+    if (Number.isInteger(value) && size < 1e6) return String(value);
+    if (value !== 0 && (size < 1e-3 || size >= 1e6)) {
+      const [mantissa, exponent] = value.toExponential(3).split("e");
+      return `${mantissa.replace(/\.?0+$/, "")}e${exponent.replace("+", "")}`;
+    }
     return String(Number(value.toPrecision(4)));
+  },
+  bytes(size) {
+    if (size === null || size === undefined) return "—";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let unit = 0;
+    let scaled = size;
+    while (scaled >= 1024 && unit < units.length - 1) {
+      scaled /= 1024;
+      unit += 1;
+    }
+    return unit === 0 ? `${size} B` : `${Number(scaled.toPrecision(3))} ${units[unit]}`;
   },
   date(iso) {
     if (!iso) return "—";
@@ -78,250 +95,97 @@ const format = {
     const shown = entries.slice(0, 4).map(([key, value]) => `${key}=${format.scalar(value)}`);
     return shown.join(", ") + (entries.length > 4 ? `, +${entries.length - 4} more` : "");
   },
+  /** The start of a hash or commit, enough to tell them apart on screen; the full value goes in a title. */
+  short(hash, length = 12) {
+    return hash ? hash.slice(0, length) : "—";
+  },
 };
 
 /** Shared helpers every page component mixes in. */
 const formatting = {
   fmt: format.number,
+  fmtBytes: format.bytes,
   fmtDate: format.date,
+  fmtShort: format.short,
   statusLabel: format.status,
   configSummary: format.config,
 };
 
-document.addEventListener("alpine:init", () => {
-  let nextToastId = 1;
-  Alpine.store("toasts", {
+/**
+ * Toasts leave on their own (errors stay longer), at most MAX_TOASTS at once, and the timer stops while the
+ * pointer or focus is on one so it can be read. Every method goes through Alpine's reactive proxy of the store
+ * (`live()`), never `this` or the plain object: a timer calls back with neither, and changes made to the plain
+ * object would never reach the page.
+ */
+function toastStore() {
+  let nextId = 1;
+  const timers = new Map();
+  const live = () => Alpine.store("toasts");
+  return {
     items: [],
     push(message, kind = "success") {
-      const id = nextToastId++;
-      this.items.push({ id, message, kind });
-      setTimeout(() => this.dismiss(id), kind === "error" ? TOAST_MS * 2 : TOAST_MS);
+      // The same message again (a retried action) restarts its toast instead of stacking a copy.
+      const store = live();
+      store.items.filter((t) => t.message === message && t.kind === kind).forEach((t) => store.dismiss(t.id));
+      const id = nextId++;
+      store.items.push({ id, message, kind, remaining: TOAST_MS[kind] || TOAST_MS.success });
+      while (store.items.length > MAX_TOASTS) store.dismiss(store.items[0].id);
+      store.resume(id);
+    },
+    pause(id) {
+      const timer = timers.get(id);
+      if (!timer) return;
+      clearTimeout(timer.handle);
+      timers.delete(id);
+      const toast = live().items.find((t) => t.id === id);
+      if (toast) toast.remaining = Math.max(1000, toast.remaining - (Date.now() - timer.started));
+    },
+    resume(id) {
+      const toast = live().items.find((t) => t.id === id);
+      if (!toast || timers.has(id)) return;
+      timers.set(id, { started: Date.now(), handle: setTimeout(() => live().dismiss(id), toast.remaining) });
     },
     dismiss(id) {
-      this.items = this.items.filter((toast) => toast.id !== id);
+      const timer = timers.get(id);
+      if (timer) clearTimeout(timer.handle);
+      timers.delete(id);
+      live().items = live().items.filter((t) => t.id !== id);
     },
-  });
-  const notify = (message, kind) => Alpine.store("toasts").push(message, kind);
+  };
+}
 
-  Alpine.data("experimentsPage", () => ({
-    ...formatting,
-    items: [],
-    total: 0,
-    page: 1,
-    q: "",
-    showArchived: false,
-    loading: false,
-    loadError: "",
-    form: { name: "", description: "" },
-    formError: "",
-    creating: false,
-    pending: null,
-    archiving: false,
-    busyId: null,
-    requestSeq: 0,
+/**
+ * The toasts sit fixed at the bottom of the window. The page keeps as much room below its content as they take,
+ * and a reader who was at the bottom stays there, so they never hide the last row or the page controls.
+ */
+function reserveToastSpace(region) {
+  const root = document.documentElement;
+  let reserved = 0;
+  new ResizeObserver(() => {
+    const height = region.offsetHeight;
+    const space = height > 0 ? height + 24 : 0;
+    if (space === reserved) return;
+    const atBottom = window.scrollY + window.innerHeight >= root.scrollHeight - 4;
+    reserved = space;
+    root.style.setProperty("--toast-space", `${space}px`);
+    if (atBottom && space > 0) window.scrollTo({ top: root.scrollHeight, behavior: "instant" });
+  }).observe(region);
+}
 
-    init() {
-      this.$watch("q", () => this.load());
-      this.load();
-    },
+const TuneLab = {
+  ApiError,
+  api,
+  describeError,
+  format,
+  formatting,
+  notify(message, kind) {
+    Alpine.store("toasts").push(message, kind);
+  },
+};
+window.TuneLab = TuneLab;
 
-    query(page) {
-      const params = new URLSearchParams({
-        include_archived: String(this.showArchived),
-        page: String(page),
-        page_size: String(PAGE_SIZE),
-      });
-      if (this.q.trim()) params.set("q", this.q.trim());
-      return `/api/experiments?${params}`;
-    },
-
-    async load() {
-      // Only the newest request may fill the list, so fast toggling never shows a stale answer.
-      const seq = ++this.requestSeq;
-      this.loading = true;
-      this.loadError = "";
-      try {
-        const data = await api("GET", this.query(1));
-        if (seq !== this.requestSeq) return;
-        this.items = data.items;
-        this.total = data.total;
-        this.page = 1;
-      } catch (err) {
-        if (seq === this.requestSeq) this.loadError = `Could not load experiments: ${describeError(err)}`;
-      } finally {
-        if (seq === this.requestSeq) this.loading = false;
-      }
-    },
-
-    async loadMore() {
-      const seq = ++this.requestSeq;
-      this.loading = true;
-      try {
-        const data = await api("GET", this.query(this.page + 1));
-        if (seq !== this.requestSeq) return;
-        const known = new Set(this.items.map((exp) => exp.id));
-        this.items = this.items.concat(data.items.filter((exp) => !known.has(exp.id)));
-        this.total = data.total;
-        this.page += 1;
-      } catch (err) {
-        notify(`Could not load more experiments: ${describeError(err)}`, "error");
-      } finally {
-        if (seq === this.requestSeq) this.loading = false;
-      }
-    },
-
-    async create() {
-      this.formError = "";
-      const name = this.form.name.trim();
-      if (!name) {
-        this.formError = "Give the experiment a name.";
-        return;
-      }
-      this.creating = true;
-      try {
-        const body = { name };
-        if (this.form.description.trim()) body.description = this.form.description.trim();
-        const exp = await api("POST", "/api/experiments", body);
-        this.items = [exp, ...this.items.filter((item) => item.id !== exp.id)];
-        this.total += 1;
-        this.form = { name: "", description: "" };
-        notify(`Created experiment “${exp.name}”.`);
-      } catch (err) {
-        this.formError = describeError(err);
-      } finally {
-        this.creating = false;
-      }
-    },
-
-    askArchive(exp) {
-      this.pending = exp;
-      this.$refs.archiveDialog.showModal();
-    },
-
-    async confirmArchive() {
-      const exp = this.pending;
-      if (!exp) return;
-      this.archiving = true;
-      try {
-        const archived = await api("POST", `/api/experiments/${encodeURIComponent(exp.id)}/archive`);
-        if (this.showArchived) {
-          this.replace(archived);
-        } else {
-          this.items = this.items.filter((item) => item.id !== exp.id);
-          this.total = Math.max(0, this.total - 1);
-        }
-        notify(`Archived “${exp.name}”. You can unarchive it from “Show archived”.`);
-      } catch (err) {
-        notify(`Could not archive “${exp.name}”: ${describeError(err)}`, "error");
-      } finally {
-        this.archiving = false;
-        this.$refs.archiveDialog.close();
-      }
-    },
-
-    async unarchive(exp) {
-      this.busyId = exp.id;
-      try {
-        const restored = await api("POST", `/api/experiments/${encodeURIComponent(exp.id)}/unarchive`);
-        this.replace(restored);
-        notify(`Restored “${exp.name}” as an active experiment.`);
-      } catch (err) {
-        notify(`Could not unarchive “${exp.name}”: ${describeError(err)}`, "error");
-      } finally {
-        this.busyId = null;
-      }
-    },
-
-    replace(exp) {
-      // The archive endpoints may answer without the list's aggregates; keep the ones we have.
-      this.items = this.items.map((item) => (item.id === exp.id ? { ...item, ...exp } : item));
-    },
-  }));
-
-  Alpine.data("experimentPage", () => ({
-    ...formatting,
-    id: "",
-    exp: null,
-    runs: [],
-    loading: true,
-    loadError: "",
-    selected: [],
-    comparison: null,
-    comparing: false,
-
-    init() {
-      this.id = this.$el.dataset.experimentId;
-      this.refresh();
-    },
-
-    async refresh() {
-      this.loadError = "";
-      try {
-        const data = await api("GET", `/api/experiments/${encodeURIComponent(this.id)}`);
-        this.exp = data;
-        this.runs = data.runs || [];
-        const known = new Set(this.runs.map((run) => run.id));
-        this.selected = this.selected.filter((id) => known.has(id));
-        document.title = `${data.name} · TuneLab`;
-      } catch (err) {
-        this.loadError = `Could not load the experiment: ${describeError(err)}`;
-      } finally {
-        this.loading = false;
-      }
-    },
-
-    adapterUrl: ADAPTER_PAGE,
-
-    toggleAll(checked) {
-      this.selected = checked ? this.runs.map((run) => run.id) : [];
-    },
-
-    async compare() {
-      if (this.selected.length < 2) return;
-      this.comparing = true;
-      // Keep the table's order (newest first) rather than the order the boxes were ticked.
-      const ids = this.runs.filter((run) => this.selected.includes(run.id)).map((run) => run.id);
-      try {
-        const params = new URLSearchParams({ ids: ids.join(",") });
-        this.comparison = await api("GET", `/api/runs/compare?${params}`);
-        this.$nextTick(() => {
-          const section = this.$root.querySelector("[data-testid=comparison]");
-          if (section) section.scrollIntoView({ behavior: "smooth", block: "start" });
-        });
-      } catch (err) {
-        notify(`Could not compare the runs: ${describeError(err)}`, "error");
-      } finally {
-        this.comparing = false;
-      }
-    },
-
-    metricKeys() {
-      return this.comparison ? Object.keys(this.comparison.metrics).sort() : [];
-    },
-
-    metricValue(key, runId) {
-      const value = this.comparison.metrics[key].values[runId];
-      return value === undefined || value === null ? "—" : format.number(value);
-    },
-
-    isBest(key, runId) {
-      return this.comparison.metrics[key].best_run_id === runId;
-    },
-
-    configKeys() {
-      if (!this.comparison) return [];
-      const keys = new Set();
-      for (const run of this.comparison.runs) Object.keys(run.config || {}).forEach((key) => keys.add(key));
-      return [...keys].sort();
-    },
-
-    configValue(run, key) {
-      return format.scalar((run.config || {})[key]);
-    },
-
-    configDiffers(key) {
-      const values = this.comparison.runs.map((run) => JSON.stringify((run.config || {})[key]));
-      return new Set(values).size > 1;
-    },
-  }));
+document.addEventListener("alpine:init", () => {
+  Alpine.store("toasts", toastStore());
+  const region = document.querySelector("[data-testid=toasts]");
+  if (region) reserveToastSpace(region);
 });

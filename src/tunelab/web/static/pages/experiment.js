@@ -1,0 +1,216 @@
+// One experiment: what went in and came out, its runs (kept fresh while any is going), and the comparison of the
+// runs picked.
+"use strict";
+
+/** Adapter pages are linked from run rows; one place to change if their address moves. */
+const ADAPTER_PAGE = (adapter) => `/adapters/${encodeURIComponent(adapter.id)}`;
+const POLL_MS = 3000;
+const ACTIVE_RUN = ["pending", "running"];
+/** Input types that hold the training data, for an experiment that names no dataset_id. */
+const DATASET_INPUTS = ["dataset", "datasets", "dataset_export"];
+const ARTIFACT_FETCHES_AT_ONCE = 6;
+const GOAL_LABELS = { min: "lower is better", max: "higher is better", none: "not ranked" };
+
+document.addEventListener("alpine:init", () => {
+  const { api, describeError, format, formatting, notify } = window.TuneLab;
+
+  Alpine.data("experimentPage", () => ({
+    ...formatting,
+    id: "",
+    exp: null,
+    runs: [],
+    loading: true,
+    loadError: "",
+    selected: [],
+    comparison: null,
+    comparing: false,
+    unarchiving: false,
+    /** Artifact id -> the artifact, or { missing: true } / { error } once asked. */
+    artifacts: {},
+    pollTimer: null,
+    refreshSeq: 0,
+
+    init() {
+      this.id = this.$el.dataset.experimentId;
+      // A hidden tab stops asking; coming back asks at once if something is still going.
+      document.addEventListener("visibilitychange", () => {
+        if (document.hidden) this.stopPolling();
+        else if (this.active && !this.pollTimer) this.refresh();
+      });
+      this.refresh();
+    },
+
+    destroy() {
+      this.stopPolling();
+    },
+
+    /** Something may still change on its own: the experiment or one of its runs has not ended. */
+    get active() {
+      return Boolean(this.exp) && (this.exp.status === "running" || this.runs.some((r) => ACTIVE_RUN.includes(r.status)));
+    },
+
+    get polling() {
+      return this.active && this.pollTimer !== null;
+    },
+
+    async refresh() {
+      this.stopPolling();
+      const seq = ++this.refreshSeq;
+      this.loadError = "";
+      try {
+        const data = await api("GET", `/api/experiments/${encodeURIComponent(this.id)}`);
+        if (seq !== this.refreshSeq) return;
+        this.exp = data;
+        this.runs = data.runs || [];
+        const known = new Set(this.runs.map((run) => run.id));
+        this.selected = this.selected.filter((id) => known.has(id));
+        document.title = `${data.name} · TuneLab`;
+        this.fetchArtifacts();
+      } catch (err) {
+        if (seq === this.refreshSeq) this.loadError = `Could not load the experiment: ${describeError(err)}`;
+      } finally {
+        if (seq === this.refreshSeq) {
+          this.loading = false;
+          this.schedulePoll();
+        }
+      }
+    },
+
+    schedulePoll() {
+      if (!this.active || document.hidden || this.pollTimer) return;
+      this.pollTimer = setTimeout(() => {
+        this.pollTimer = null;
+        this.refresh();
+      }, POLL_MS);
+    },
+
+    stopPolling() {
+      clearTimeout(this.pollTimer);
+      this.pollTimer = null;
+    },
+
+    async unarchive() {
+      this.unarchiving = true;
+      try {
+        const restored = await api("POST", `/api/experiments/${encodeURIComponent(this.id)}/unarchive`);
+        // The answer may lack the detail's runs and aggregates; keep the ones we have.
+        this.exp = { ...this.exp, ...restored };
+        notify(`Restored “${restored.name}” as an active experiment.`);
+      } catch (err) {
+        notify(`Could not unarchive “${this.exp.name}”: ${describeError(err)}`, "error");
+      } finally {
+        this.unarchiving = false;
+      }
+    },
+
+    // What went in and came out
+
+    get configEntries() {
+      return Object.entries((this.exp && this.exp.config) || {});
+    },
+
+    configText(value) {
+      return value !== null && typeof value === "object" ? JSON.stringify(value, null, 2) : String(value);
+    },
+
+    /** The data the experiment trains on: its dataset_id, else its inputs of a dataset type. */
+    get datasetIds() {
+      if (!this.exp) return [];
+      if (this.exp.dataset_id) return [this.exp.dataset_id];
+      return DATASET_INPUTS.flatMap((type) => this.exp.inputs[type] || []);
+    },
+
+    /** One row per input artifact, in the order the experiment lists them. */
+    get inputRows() {
+      return Object.entries((this.exp && this.exp.inputs) || {}).flatMap(([role, ids]) =>
+        ids.map((id, index) => ({ key: `${role}/${index}/${id}`, role, id })),
+      );
+    },
+
+    get outputRows() {
+      return Object.entries((this.exp && this.exp.outputs) || {}).map(([role, id]) => ({ key: role, role, id }));
+    },
+
+    async fetchArtifacts() {
+      const ids = [...this.datasetIds, ...this.inputRows.map((r) => r.id), ...this.outputRows.map((r) => r.id)];
+      const wanted = [...new Set(ids)].filter((id) => !(id in this.artifacts));
+      for (const id of wanted) this.artifacts[id] = { loading: true };
+      // A few at a time: an experiment may list hundreds of inputs.
+      for (let start = 0; start < wanted.length; start += ARTIFACT_FETCHES_AT_ONCE) {
+        await Promise.all(wanted.slice(start, start + ARTIFACT_FETCHES_AT_ONCE).map((id) => this.fetchArtifact(id)));
+      }
+    },
+
+    async fetchArtifact(id) {
+      try {
+        this.artifacts[id] = await api("GET", `/api/artifacts/${encodeURIComponent(id)}`);
+      } catch (err) {
+        this.artifacts[id] = err.code === "artifact_not_found" ? { missing: true } : { error: describeError(err) };
+      }
+    },
+
+    artifact(id) {
+      return this.artifacts[id] || { loading: true };
+    },
+
+    // Runs and their comparison
+
+    adapterUrl: ADAPTER_PAGE,
+
+    toggleAll(checked) {
+      this.selected = checked ? this.runs.map((run) => run.id) : [];
+    },
+
+    async compare() {
+      if (this.selected.length < 2) return;
+      this.comparing = true;
+      // Keep the table's order (newest first) rather than the order the boxes were ticked.
+      const ids = this.runs.filter((run) => this.selected.includes(run.id)).map((run) => run.id);
+      try {
+        const params = new URLSearchParams({ ids: ids.join(",") });
+        this.comparison = await api("GET", `/api/runs/compare?${params}`);
+        this.$nextTick(() => {
+          const section = this.$root.querySelector("[data-testid=comparison]");
+          if (section) section.scrollIntoView({ behavior: "smooth", block: "start" });
+        });
+      } catch (err) {
+        notify(`Could not compare the runs: ${describeError(err)}`, "error");
+      } finally {
+        this.comparing = false;
+      }
+    },
+
+    metricKeys() {
+      return this.comparison ? Object.keys(this.comparison.metrics).sort() : [];
+    },
+
+    goalLabel(key) {
+      return GOAL_LABELS[this.comparison.metrics[key].goal] || GOAL_LABELS.none;
+    },
+
+    metricValue(key, runId) {
+      return format.number(this.comparison.metrics[key].values[runId]);
+    },
+
+    /** Every run tied for the best value is the best; a metric that is not ranked has none. */
+    isBest(key, runId) {
+      return (this.comparison.metrics[key].best_run_ids || []).includes(runId);
+    },
+
+    configKeys() {
+      if (!this.comparison) return [];
+      const keys = new Set();
+      for (const run of this.comparison.runs) Object.keys(run.config || {}).forEach((key) => keys.add(key));
+      return [...keys].sort();
+    },
+
+    configValue(run, key) {
+      return format.scalar((run.config || {})[key]);
+    },
+
+    configDiffers(key) {
+      const values = this.comparison.runs.map((run) => JSON.stringify((run.config || {})[key]));
+      return new Set(values).size > 1;
+    },
+  }));
+});
