@@ -68,7 +68,8 @@ class LiveServer:
 @contextmanager
 def serve(app: FastAPI) -> Iterator[LiveServer]:
     """Uvicorn serving `app` in a daemon thread until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: without it asyncio leaves Nagle on, and each keep-alive answer waits ~40 ms (see cli._listen).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
