@@ -87,5 +87,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        from tunelab.api.security import SECURITY_HEADERS
+
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, 500, "internal_error", "Something went wrong on the server; the log has details")
+        # Starlette answers this one outside every middleware, so it sets the security headers itself.
+        headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+        return respond(request, 500, "internal_error", "Something went wrong on the server; the log has details",
+                       headers=headers)  # fmt: skip

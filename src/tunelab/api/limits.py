@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunelab.api.errors import respond
 
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIMIT_SCOPE_KEY = "tunelab.max_body_bytes"
 # Every JSON body is far smaller (free-form JSON fields take 256 KiB each); the routes below take more.
 DEFAULT_LIMIT = 1024 * 1024
