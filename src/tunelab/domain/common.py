@@ -8,7 +8,16 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
@@ -56,6 +65,22 @@ def _bounded_time(value: datetime) -> datetime:
     return value
 
 
+def _not_a_number(value: Any) -> Any:
+    # pydantic reads a number, or text that looks like one ("0.5", "1700000000"), as Unix time; the schema says
+    # ISO 8601 text, and a number sent by mistake would land in 1970.
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        raise PydanticCustomError("datetime_type", "times are ISO 8601 text, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 _TIME_SCHEMA = {
     "type": "string",
     "format": "date-time",
@@ -66,12 +91,18 @@ UTCDateTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, whe
 # A time the API takes: UTCDateTime within bounds (out-of-range times are 422, never an overflow inside).
 InputDateTime = Annotated[
     datetime,
+    BeforeValidator(_not_a_number),
     AfterValidator(_bounded_time),
     PlainSerializer(_iso_utc, return_type=str, when_used="json"),
     WithJsonSchema(_TIME_SCHEMA, mode="validation"),
 ]
 PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE)]
-BigInt = Annotated[int, Field(ge=0, le=MAX_INT)]
+# Values of JSON bodies take JSON's own types only: pydantic's lax mode would take "1.5" or true for a number and
+# 1 or "yes" for a boolean, which the schema says are not. (Query parameters are text and stay lax.)
+JSONBool = Annotated[bool, Strict()]
+JSONInt = Annotated[int, Strict()]
+JSONFloat = Annotated[float, Strict()]  # strict floats still take integers, as JSON numbers do
+BigInt = Annotated[JSONInt, Field(ge=0, le=MAX_INT)]
 
 
 def _check_text(value: str) -> str:
@@ -134,6 +165,17 @@ def _check_id(value: str) -> str:
 
 
 ResourceId = Annotated[str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": ID_REGEX})]
+
+
+def not_nullable(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for an optional field that may be left out but not sent as null (`X | None = None` in
+    Python, so that the model can tell it was not sent): its schema drops the null that pydantic adds."""
+    branches = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    schema.pop("default", None)
 
 
 class Model(BaseModel):

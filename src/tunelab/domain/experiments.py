@@ -8,10 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, JsonValue, StringConstraints, field_validator
 
 from tunelab.domain.common import (
     InputDateTime,
+    JSONBool,
     JSONDict,
     JSONObject,
     Model,
@@ -19,6 +20,7 @@ from tunelab.domain.common import (
     ResourceId,
     UTCDateTime,
     ValidUnicode,
+    not_nullable,
 )
 from tunelab.domain.metrics import MetricGoal, MetricKey
 from tunelab.domain.runs import TERMINAL_RUN, Run, RunStatus
@@ -64,7 +66,7 @@ MetricGoals = Annotated[dict[MetricKey, MetricGoal], Field(max_length=1000)]
 
 class Provenance(Model):
     git_commit: ShortText | None = None
-    git_dirty: bool | None = None
+    git_dirty: JSONBool | None = None
     engine_version: ShortText | None = None
     created_at: InputDateTime | None = None
 
@@ -81,13 +83,16 @@ class ExperimentCreate(Model):
 
 
 class ExperimentUpdate(Model):
-    name: ExperimentName | None = None
+    """Only the fields sent change; description and dataset_id may be null (cleared), the others not."""
+
+    name: ExperimentName | None = Field(default=None, json_schema_extra=not_nullable)
     description: Description | None = None
     dataset_id: ResourceId | None = None
-    config: JSONObject | None = None
+    config: JSONObject | None = Field(default=None, json_schema_extra=not_nullable)
     metric_goals: Annotated[dict[MetricKey, MetricGoal | None], Field(max_length=1000)] | None = Field(
         default=None,
         description="Merged into the experiment's goals; a key set to null goes back to the default for its name.",
+        json_schema_extra=not_nullable,
     )
 
     @field_validator("name", "config", "metric_goals")
@@ -99,8 +104,18 @@ class ExperimentUpdate(Model):
         return value
 
 
+# What update_status takes: the statuses but archived (which has its own endpoints), and the tracker's `pending`.
+# The service checks it (422 invalid_status); the schema states it so that clients and schemathesis know.
+STATUS_NAMES: list[JsonValue] = [
+    "pending",
+    *[status.value for status in ExperimentStatus if status is not ExperimentStatus.ARCHIVED],
+]
+
+
 class StatusUpdate(Model):
-    status: Annotated[str, StringConstraints(max_length=50), ValidUnicode]
+    status: Annotated[str, StringConstraints(max_length=50), ValidUnicode] = Field(
+        json_schema_extra={"enum": STATUS_NAMES}, description="`pending` is `draft`."
+    )
     error: Description | None = None
 
 

@@ -12,7 +12,16 @@ from typing import Annotated, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12 (it depends on the package)
 
-from tunelab.domain.common import MAX_INT, InputDateTime, Model, UTCDateTime, ValidUnicode, as_naive_utc
+from tunelab.domain.common import (
+    MAX_INT,
+    InputDateTime,
+    JSONFloat,
+    JSONInt,
+    Model,
+    UTCDateTime,
+    ValidUnicode,
+    as_naive_utc,
+)
 
 MAX_POINTS_PER_BATCH = 10_000
 MAX_STEP = MAX_INT  # the metrics.step column is a BIGINT
@@ -56,12 +65,12 @@ def goal_of(key: str, overrides: dict[str, MetricGoal]) -> MetricGoal:
 
 
 MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=200), ValidUnicode]
-MetricStep = Annotated[int, Field(ge=0, le=MAX_STEP)]
+MetricStep = Annotated[JSONInt, Field(ge=0, le=MAX_STEP)]
 
 
 class MetricPoint(Model):
     key: MetricKey
-    value: float
+    value: JSONFloat
     step: MetricStep = Field(description="Unique per run and key: a point sent again for the same step replaces it.")
     ts: InputDateTime | None = Field(default=None, description="When it was measured; the server's time if left out.")
 
@@ -113,7 +122,7 @@ class MetricColumns:
 class _PointDict(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     key: MetricKey
-    value: float
+    value: JSONFloat
     step: MetricStep
     ts: NotRequired[InputDateTime | None]
 

@@ -1,0 +1,75 @@
+"""Bodies take JSON's own types, as the schema states them; times are ISO 8601 text, never numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"size": False},  # pydantic's lax mode read it as 0
+        {"size": "10"},
+        {"size": 10.5},
+    ],
+)
+def test_an_artifact_size_is_a_json_integer(client, api, fields: dict[str, Any]) -> None:
+    body = {"type": "dataset_export", "uri": "file:///x", **fields}
+    api.error(client.post("/api/artifacts", json=body), 422, "validation_error")
+
+
+@pytest.mark.parametrize("external", [1, "true", "yes"])
+def test_external_is_a_json_boolean(client, api, external: Any) -> None:
+    exp = api.experiment()
+    response = client.post(f"/api/experiments/{exp['id']}/runs", json={"external": external})
+    api.error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("provenance", [{"git_dirty": "yes"}, {"git_dirty": 0}, {"created_at": 1_700_000_000}])
+def test_provenance_takes_json_types(client, api, provenance: dict[str, Any]) -> None:
+    response = client.post("/api/experiments", json={"name": "x", "provenance": provenance})
+    api.error(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"value": "1.5"},
+        {"value": True},
+        {"step": "3"},
+        {"step": True},
+        {"step": 1.5},
+        {"ts": 5},
+        {"ts": "5"},  # text that is a number was read as Unix time, 1970-01-01T00:00:05
+        {"ts": "1700000000.25"},
+    ],
+)
+def test_metric_points_take_json_types_and_iso_times(client, api, bad: dict[str, Any]) -> None:
+    run = api.run(api.experiment()["id"])
+    api.error(api.metrics(run["id"], [{"key": "loss", "value": 0.5, "step": 1, **bad}]), 422, "validation_error")
+    assert api.get(f"/api/runs/{run['id']}/metrics")["series"] == {}
+
+
+def test_integers_are_numbers_and_iso_times_with_offsets_are_times(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    points = [{"key": "loss", "value": 1, "step": 2, "ts": "2024-05-01T12:00:00+02:00"}]
+    assert api.metrics(run["id"], points).json() == {"ingested": 1}
+    assert api.get(f"/api/runs/{run['id']}/metrics")["series"]["loss"] == [
+        {"step": 2, "value": 1.0, "ts": "2024-05-01T10:00:00Z"}
+    ]
+
+
+@pytest.mark.parametrize("when", ["0.5", "1700000000", "-1", "nan"])
+def test_a_time_filter_that_is_a_number_is_422(client, api, when: str) -> None:
+    response = client.get("/api/experiments", params={"created_before": when})
+    error = api.error(response, 422, "validation_error")
+    assert error["details"]["errors"][0]["loc"] == ["query", "created_before"]
+
+
+def test_query_parameters_stay_text_that_is_read_as_numbers_and_booleans(client, api) -> None:
+    api.experiment("kept")
+    page = api.get("/api/experiments", page="1", page_size="10", include_archived="true")
+    assert [item["name"] for item in page["items"]] == ["kept"]
+    assert api.get("/api/experiments", created_before="2999-01-01T00:00:00Z")["total"] == 1
