@@ -79,11 +79,16 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = "No such page or resource" if exc.status_code == 404 else str(exc.detail)
         details: dict[str, Any] = {}
-        if exc.status_code == 413:
-            from tunelab.api.limits import LIMIT_SCOPE_KEY, too_large
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            from tunelab.api.routing import allowed_methods
 
-            message, details = too_large(request.scope[LIMIT_SCOPE_KEY])
-        return respond(request, exc.status_code, code, message, details, headers=exc.headers)
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        if exc.status_code == 413:
+            from tunelab.api.limits import LIMIT_SCOPE_KEY, limit_for, too_large
+
+            message, details = too_large(request.scope.get(LIMIT_SCOPE_KEY, limit_for(request.url.path)))
+        return respond(request, exc.status_code, code, message, details, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
+
+from tunelab.domain.common import MAX_INT
 
 _DESCRIPTIONS = {
     400: "The request cannot be carried out as asked (e.g. `invalid_host`, `dataset_required`)",
@@ -37,5 +40,36 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Every route can meet these: the Host check (400) and request validation (422).
 COMMON = (400, 422)
-# Every route that takes a body: the body limit (413) and the cross-site check on writes (403).
+# Every POST, PATCH and DELETE: also the cross-site check (403) and the body limit (413), which apply to the
+# methods that may carry a body (api/security.py, api/limits.py). No route answers 503: the server opens the
+# database before it serves, and only then can `store_locked` happen (the CLI and the ops script meet it).
 WRITES = (400, 403, 413, 422)
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def exact_bounds(node: Any) -> None:
+    """Put back integer bounds that FastAPI's OpenAPI models hold as floats: a float cannot hold 2**63 - 1, and
+    9.223372036854776e18 would promise a BIGINT one past its largest value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = MAX_INT if value == float(MAX_INT) else int(value)
+            else:
+                exact_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            exact_bounds(item)
+
+
+def install(app: FastAPI) -> None:
+    """The app's /openapi.json with exact integer bounds."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            exact_bounds(document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

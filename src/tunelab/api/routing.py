@@ -1,4 +1,5 @@
-"""The route class every API router uses: request bodies are parsed as strict JSON.
+"""How requests meet routes: the route class every API router uses, whose bodies are parsed as strict JSON, and the
+methods a path takes (for a 405's `Allow` header).
 
 Starlette parses bodies with `json.loads`, which accepts what JSON does not (NaN, Infinity, lone surrogates such
 as "\\udfff" that no answer could encode again) and raises RecursionError on deep nesting. pydantic-core's parser
@@ -14,6 +15,11 @@ from typing import Any
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
+
+# Every method a route here may take; HEAD is listed where Starlette adds it (its own routes, not FastAPI's).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class StrictJSONRequest(Request):
@@ -36,3 +42,16 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """The methods some route of `app` takes at this request's path.
+
+    Starlette's 405 names only the methods of the first route with the path, and each FastAPI route holds one
+    method, so `GET /api/experiments/{id}` alone would hide PATCH and DELETE; here every route is asked.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    ]

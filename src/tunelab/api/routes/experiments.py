@@ -86,7 +86,7 @@ def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, servi
     return services.experiments.update(experiment_id, body)
 
 
-@router.delete("/{experiment_id}", responses=errors(*COMMON, 403, 404))
+@router.delete("/{experiment_id}", responses=errors(*WRITES, 404))
 def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Archive the experiment (nothing is hard-deleted)."""
     return services.experiments.archive(experiment_id)
