@@ -97,11 +97,20 @@ InputDateTime = Annotated[
     WithJsonSchema(_TIME_SCHEMA, mode="validation"),
 ]
 PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 # Values of JSON bodies take JSON's own types only: pydantic's lax mode would take "1.5" or true for a number and
 # 1 or "yes" for a boolean, which the schema says are not. (Query parameters are text and stay lax.)
 JSONBool = Annotated[bool, Strict()]
-JSONInt = Annotated[int, Strict()]
 JSONFloat = Annotated[float, Strict()]  # strict floats still take integers, as JSON numbers do
+# Not Strict(): JSON Schema counts 5.0 as an integer, and lax ints take it (and refuse 5.5).
+JSONInt = Annotated[int, BeforeValidator(_json_integer)]
 BigInt = Annotated[JSONInt, Field(ge=0, le=MAX_INT)]
 
 
