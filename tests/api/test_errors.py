@@ -44,6 +44,7 @@ def test_browser_gets_an_html_error_page_off_the_api(client) -> None:
         ("PUT", "/api/runs/r/metrics", "GET, POST"),
         ("DELETE", "/api/experiments/exp-1/runs", "GET, POST"),
         ("POST", "/experiments", "GET"),
+        ("DELETE", "/api/experiments/by-input-artifacts", "GET"),
     ],
 )
 def test_wrong_method_is_405_naming_the_methods_the_path_takes(client, api, method: str, path: str, allow: str) -> None:

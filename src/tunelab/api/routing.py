@@ -1,5 +1,5 @@
-"""How requests meet routes: the route class every API router uses, whose bodies are parsed as strict JSON, and the
-methods a path takes (for a 405's `Allow` header).
+"""How requests meet routes: the route class every API router uses, whose bodies are parsed as strict JSON, the
+path segment that names an experiment, and the methods a path takes (for a 405's `Allow` header).
 
 Starlette parses bodies with `json.loads`, which accepts what JSON does not (NaN, Infinity, lone surrogates such
 as "\\udfff" that no answer could encode again) and raises RecursionError on deep nesting. pydantic-core's parser
@@ -15,8 +15,11 @@ from typing import Any
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import Match
 from starlette.types import Scope
+
+from tunelab.domain.experiments import RESERVED_EXPERIMENT_IDS
 
 # Every method a route here may take; HEAD is listed where Starlette adds it (its own routes, not FastAPI's).
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -32,6 +35,16 @@ class StrictJSONRequest(Request):
                 # FastAPI answers a JSONDecodeError as a validation error located in the body.
                 raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from None
         return self._json
+
+
+class ExperimentIdConvertor(StringConvertor):
+    """`/api/experiments/{experiment_id:experiment_id}` never matches the names of routes beside it: PATCH
+    /api/experiments/by-input-artifacts is a 405 naming GET, not an update of an experiment of that name."""
+
+    regex = "".join(f"(?!{name}$)" for name in RESERVED_EXPERIMENT_IDS) + "[^/]+"
+
+
+register_url_convertor("experiment_id", ExperimentIdConvertor())
 
 
 class StrictJSONRoute(APIRoute):

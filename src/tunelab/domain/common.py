@@ -109,9 +109,11 @@ def _json_integer(value: Any) -> Any:
 # 1 or "yes" for a boolean, which the schema says are not. (Query parameters are text and stay lax.)
 JSONBool = Annotated[bool, Strict()]
 JSONFloat = Annotated[float, Strict()]  # strict floats still take integers, as JSON numbers do
-# Not Strict(): JSON Schema counts 5.0 as an integer, and lax ints take it (and refuse 5.5).
-JSONInt = Annotated[int, BeforeValidator(_json_integer)]
-BigInt = Annotated[JSONInt, Field(ge=0, le=MAX_INT)]
+# For ints, not Strict(): JSON Schema counts 5.0 as an integer, and lax ints take it (and refuse 5.5). Like
+# ValidUnicode, put it after the bounds (Annotated[int, Field(ge=0), JSONInteger]), which then stay checks of the
+# int itself, in Rust and in the JSON schema as minimum and maximum.
+JSONInteger = BeforeValidator(_json_integer)
+BigInt = Annotated[int, Field(ge=0, le=MAX_INT), JSONInteger]
 
 
 def _check_text(value: str) -> str:

@@ -8,9 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, JsonValue, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, JsonValue, StringConstraints, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from tunelab.domain.common import (
+    ID_REGEX,
     InputDateTime,
     JSONBool,
     JSONDict,
@@ -64,6 +66,23 @@ ShortText = Annotated[str, StringConstraints(max_length=200), ValidUnicode]
 MetricGoals = Annotated[dict[MetricKey, MetricGoal], Field(max_length=1000)]
 
 
+# Names of routes beside /api/experiments/{id}: an experiment with such an id could never be read.
+RESERVED_EXPERIMENT_IDS = ("by-input-artifacts",)
+
+
+def _not_reserved(value: str | None) -> str | None:
+    if value in RESERVED_EXPERIMENT_IDS:
+        raise PydanticCustomError("reserved_id", "'{id}' names a route; choose another id", {"id": value})
+    return value
+
+
+ExperimentIdIn = Annotated[
+    ResourceId,
+    AfterValidator(_not_reserved),
+    WithJsonSchema({"type": "string", "pattern": ID_REGEX, "not": {"enum": list(RESERVED_EXPERIMENT_IDS)}}),
+]
+
+
 class Provenance(Model):
     git_commit: ShortText | None = None
     git_dirty: JSONBool | None = None
@@ -72,7 +91,7 @@ class Provenance(Model):
 
 
 class ExperimentCreate(Model):
-    id: ResourceId | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
+    id: ExperimentIdIn | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
     name: ExperimentName
     description: Description | None = None
     dataset_id: ResourceId | None = None

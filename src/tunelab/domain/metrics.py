@@ -16,7 +16,7 @@ from tunelab.domain.common import (
     MAX_INT,
     InputDateTime,
     JSONFloat,
-    JSONInt,
+    JSONInteger,
     Model,
     UTCDateTime,
     ValidUnicode,
@@ -65,7 +65,7 @@ def goal_of(key: str, overrides: dict[str, MetricGoal]) -> MetricGoal:
 
 
 MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=200), ValidUnicode]
-MetricStep = Annotated[JSONInt, Field(ge=0, le=MAX_STEP)]
+MetricStep = Annotated[int, Field(ge=0, le=MAX_STEP), JSONInteger]
 
 
 class MetricPoint(Model):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tunelab.api.deps import ExperimentId, ServicesDep
+from tunelab.api.deps import EXPERIMENT_PATH, ExperimentId, ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors
 from tunelab.api.routing import StrictJSONRoute
 from tunelab.domain.common import ID_REGEX, InputDateTime, Page, PageNumber
@@ -74,19 +74,19 @@ def find_by_input_artifacts(
     return services.experiments.find_page_by_input_artifacts(artifact_id, page, page_size)
 
 
-@router.get("/{experiment_id}", responses=errors(*COMMON, 404))
+@router.get(EXPERIMENT_PATH, responses=errors(*COMMON, 404))
 def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
     """One experiment with all its runs."""
     return services.experiments.detail(experiment_id)
 
 
-@router.patch("/{experiment_id}", responses=errors(*WRITES, 404, 409))
+@router.patch(EXPERIMENT_PATH, responses=errors(*WRITES, 404, 409))
 def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
     """Change name, description, dataset, config or metric goals."""
     return services.experiments.update(experiment_id, body)
 
 
-@router.delete("/{experiment_id}", responses=errors(*WRITES, 404))
+@router.delete(EXPERIMENT_PATH, responses=errors(*WRITES, 404))
 def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Archive the experiment (nothing is hard-deleted)."""
     return services.experiments.archive(experiment_id)
