@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -82,3 +83,27 @@ def test_query_parameters_stay_text_that_is_read_as_numbers_and_booleans(client,
     page = api.get("/api/experiments", page="1", page_size="10", include_archived="true")
     assert [item["name"] for item in page["items"]] == ["kept"]
     assert api.get("/api/experiments", created_before="2999-01-01T00:00:00Z")["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ts", "stored"),
+    [
+        ("0001-01-02T00:00:00+23:59", "0001-01-01T00:01:00Z"),  # converts without overflow, a day inside the range
+        ("9999-12-30T23:59:59-23:59", "9999-12-31T23:58:59Z"),
+        ("0001-01-01T00:00:00Z", None),
+        ("9999-12-31T00:00:00Z", None),
+        ("0001-01-01T23:00:00-05:00", None),  # dated as written, whatever it is in UTC
+    ],
+)
+def test_times_are_dated_a_day_inside_pythons_range_as_written(client, api, app, ts: str, stored: str | None) -> None:
+    run = api.run(api.experiment()["id"])
+    response = api.metrics(run["id"], [{"key": "loss", "value": 0.5, "step": 1, "ts": ts}])
+    if stored is None:
+        assert api.error(response, 422, "validation_error")["details"]["errors"][0]["type"] == "datetime_out_of_range"
+    else:
+        assert response.status_code == 200, response.text
+        assert api.get(f"/api/runs/{run['id']}/metrics")["series"]["loss"][0]["ts"] == stored
+    # The schema says the same, so a client (or schemathesis) can tell before sending.
+    pattern = app.openapi()["paths"]["/api/runs/{run_id}/metrics"]["post"]["requestBody"]["content"]["application/json"]
+    ts_schema = pattern["schema"]["properties"]["points"]["items"]["properties"]["ts"]["anyOf"][0]
+    assert (re.match(ts_schema["pattern"], ts) is not None) is (stored is not None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -30,9 +30,12 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 256 * 1024
 MAX_INT = 2**63 - 1  # BIGINT, the widest integer column
 MAX_PAGE = 1_000_000
-# Times the API takes, in UTC; a day inside Python's datetime range, so that any UTC offset converts.
-MIN_TIME = datetime(1, 1, 2)
-MAX_TIME = datetime(9999, 12, 30)
+# Dates the API takes, as written (whatever the offset): a day inside Python's datetime range, so that converting
+# to UTC never overflows. Stated as written, the schema can say it too (TIME_PATTERN), and every RFC 3339 time that
+# matches it is taken.
+MIN_DATE = date(1, 1, 2)
+MAX_DATE = date(9999, 12, 30)
+TIME_PATTERN = "^(?!0001-01-01|9999-12-31)"
 
 
 def utcnow() -> datetime:
@@ -50,17 +53,11 @@ def _iso_utc(value: datetime) -> str:
 
 
 def _bounded_time(value: datetime) -> datetime:
-    naive = value.replace(tzinfo=None)
-    offset = value.utcoffset() or timedelta(0)
-    try:
-        utc = naive - offset
-    except OverflowError:
-        utc = MIN_TIME - timedelta(days=1) if offset > timedelta(0) else MAX_TIME + timedelta(days=1)
-    if not MIN_TIME <= utc <= MAX_TIME:
+    if not MIN_DATE <= value.date() <= MAX_DATE:
         raise PydanticCustomError(
             "datetime_out_of_range",
-            "times must lie between {min} and {max} (UTC)",
-            {"min": MIN_TIME.isoformat() + "Z", "max": MAX_TIME.isoformat() + "Z"},
+            "times must lie between {min} and {max}",
+            {"min": MIN_DATE.isoformat(), "max": MAX_DATE.isoformat() + "T23:59:59"},
         )
     return value
 
@@ -84,7 +81,8 @@ def _is_number(text: str) -> bool:
 _TIME_SCHEMA = {
     "type": "string",
     "format": "date-time",
-    "description": f"ISO 8601; between {MIN_TIME.date()} and {MAX_TIME.date()} UTC.",
+    "pattern": TIME_PATTERN,
+    "description": f"ISO 8601; dated {MIN_DATE} to {MAX_DATE} (as written).",
 }
 # Every timestamp leaves TuneLab as ISO 8601 with an explicit Z: browsers read naive strings as local time.
 UTCDateTime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
