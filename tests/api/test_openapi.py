@@ -156,6 +156,8 @@ def test_every_error_answer_is_documented_as_the_envelope(app: FastAPI) -> None:
             if status[0] in "45":
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, f"{method} {path} {status}"
+            if status == "405":
+                assert "Allow" in response["headers"], f"{method} {path}: a 405 names the methods it takes"
     envelope = document["components"]["schemas"]["ErrorEnvelope"]
     body = document["components"]["schemas"]["ErrorBody"]
     assert envelope["required"] == ["error"]
@@ -323,3 +325,23 @@ def test_raw_json_answers_conform_to_their_documented_schemas(client, api, app: 
 
 def point(key: str, value: float, step: int, **fields: Any) -> dict[str, Any]:
     return {"key": key, "value": value, "step": step, **fields}
+
+
+def test_creates_link_to_what_their_id_opens(app: FastAPI) -> None:
+    document = app.openapi()
+    followed = set()
+    for method, path, operation in operations(document):
+        for link in operation["responses"].get("201", {}).get("links", {}).values():
+            target_path, target_method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+            target_path = target_path.replace("~1", "/").replace("~0", "~")
+            target = document["paths"][target_path][target_method]
+            names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+            assert set(link["parameters"]) == names, f"{method} {path} -> {target_method} {target_path}"
+            followed.add(f"{target_method.upper()} {target_path}")
+    # Every operation on one experiment, run or artifact is reached from the create that makes it.
+    with_ids = {
+        f"{m.upper()} {p}"
+        for m, p, o in operations(document)
+        if any(x["in"] == "path" for x in o.get("parameters", []))
+    }
+    assert with_ids == followed
