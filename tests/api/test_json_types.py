@@ -107,3 +107,24 @@ def test_times_are_dated_a_day_inside_pythons_range_as_written(client, api, app,
     pattern = app.openapi()["paths"]["/api/runs/{run_id}/metrics"]["post"]["requestBody"]["content"]["application/json"]
     ts_schema = pattern["schema"]["properties"]["points"]["items"]["properties"]["ts"]["anyOf"][0]
     assert (re.match(ts_schema["pattern"], ts) is not None) is (stored is not None)
+
+
+NAMES = [
+    "x", "  x  ", " ", "", "\t\n", "\x1c", "\x1cx\x1c", "\u3000x\u3000", "\ufeffx", "\x85", "a\nb",
+    "x" * 200, " " * 5 + "x" * 200 + " " * 5, "x" * 201, "x" + " " * 198 + "x", "x" + " " * 199 + "x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_name_pattern_states_exactly_what_stripping_takes(client, api, app, name: str) -> None:
+    schema = app.openapi()["components"]["schemas"]["ExperimentCreate"]["properties"]["name"]
+    documented = re.fullmatch(schema["pattern"], name) is not None
+    response = client.post("/api/experiments", json={"name": name})
+    assert (response.status_code == 201) is documented, response.text
+
+
+@pytest.mark.parametrize("bad", ["abc\n", "abc\n\n", "-abc", "a" * 129, "a b"])
+def test_a_body_id_matches_its_pattern_whole(client, api, bad: str) -> None:
+    # Python's "$" also matches before a trailing newline; the schema's (ECMA) and the store's ids do not.
+    response = client.post("/api/artifacts", json={"id": bad, "type": "x", "uri": "file:///x"})
+    assert api.error(response, 422, "validation_error")["details"]["errors"][0]["loc"] == ["body", "id"]

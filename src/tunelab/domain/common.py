@@ -131,6 +131,18 @@ def _check_text(value: str) -> str:
 # written after a validator are checked on its output, where stripping no longer counts.
 ValidUnicode = AfterValidator(_check_text)
 Text = Annotated[str, ValidUnicode]
+# What StringConstraints(strip_whitespace=True) strips: Rust's str::trim, Unicode White_Space (not \x1c-\x1f, which
+# Python's isspace and regex \s count).
+_TRIMMED = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def trimmed_text(max_length: int) -> WithJsonSchema:
+    """The JSON schema of text that is stripped, then 1 to `max_length` characters long: minLength and maxLength
+    would count the stripped whitespace, so a pattern states it."""
+    space, text = f"[{_TRIMMED}]", f"[^{_TRIMMED}]"
+    kept = f"(?:{text}|{text}[\\s\\S]{{0,{max_length - 2}}}{text})"
+    description = f"1 to {max_length} characters once surrounding whitespace is stripped."
+    return WithJsonSchema({"type": "string", "pattern": f"^{space}*{kept}{space}*$", "description": description})
 
 
 def check_json_value(value: Any) -> Any:
@@ -168,7 +180,7 @@ JSONObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
 
 
 def _check_id(value: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):  # match() would let "$" pass a trailing newline
         raise ValueError("ids are 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
     return value
 

@@ -23,6 +23,7 @@ from tunelab.domain.common import (
     UTCDateTime,
     ValidUnicode,
     not_nullable,
+    trimmed_text,
 )
 from tunelab.domain.metrics import MetricGoal, MetricKey
 from tunelab.domain.runs import TERMINAL_RUN, Run, RunStatus
@@ -60,7 +61,9 @@ ArtifactMap = Annotated[
     Field(max_length=100, description='Artifact type -> artifact ids, e.g. {"datasets": ["art-…"]}.'),
 ]
 # Surrounding whitespace is stripped before the length check: "  x  " is "x", and a name of only spaces is empty.
-ExperimentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode]
+ExperimentName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode, trimmed_text(200)
+]
 Description = Annotated[str, StringConstraints(max_length=10_000), ValidUnicode]
 ShortText = Annotated[str, StringConstraints(max_length=200), ValidUnicode]
 MetricGoals = Annotated[dict[MetricKey, MetricGoal], Field(max_length=1000)]
