@@ -71,10 +71,14 @@ class Api:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+# The Host header of Starlette's TestClient: a name only tests serve.
+TEST_HOST = "testserver"
+
+
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
     # tests/conftest.py clears the TuneLab environment, so the database is the temporary one.
-    return create_app(Settings(data_dir=tmp_path))
+    return create_app(Settings(data_dir=tmp_path, allowed_hosts=[TEST_HOST]))
 
 
 @pytest.fixture

@@ -33,17 +33,33 @@ def test_browser_gets_an_html_error_page_off_the_api(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "allow"),
     [
-        ("PUT", "/api/experiments"),
-        ("DELETE", "/api/runs/compare"),
-        ("PATCH", "/api/health"),
-        ("GET", "/api/runs/r/cancel"),
+        ("PUT", "/api/experiments", "GET, POST"),
+        ("DELETE", "/api/runs/compare", "GET"),
+        ("PATCH", "/api/health", "GET"),
+        ("GET", "/api/runs/r/cancel", "POST"),
+        # One FastAPI route per method: the Allow header names those of every route at the path.
+        ("OPTIONS", "/api/experiments/exp-1", "GET, PATCH, DELETE"),
+        ("PUT", "/api/runs/r/metrics", "GET, POST"),
+        ("DELETE", "/api/experiments/exp-1/runs", "GET, POST"),
+        ("POST", "/experiments", "GET"),
+        ("DELETE", "/api/experiments/by-input-artifacts", "GET"),
     ],
 )
-def test_wrong_method_is_405(client, api, method: str, path: str) -> None:
+def test_wrong_method_is_405_naming_the_methods_the_path_takes(client, api, method: str, path: str, allow: str) -> None:
     response = client.request(method, path)
     api.error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allow
+
+
+def test_a_get_is_never_refused_for_its_body(client, api) -> None:
+    # No GET route reads a body, so none is limited (and no GET operation documents 413).
+    big = b"x" * (2 * 1024 * 1024)
+    response = client.request("GET", "/api/experiments", content=big, headers={"content-type": "text/plain"})
+    assert response.status_code == 200, response.text
+    refused = client.request("DELETE", "/api/experiments/exp-1", content=big, headers={"content-type": "text/plain"})
+    assert api.error(refused, 413, "body_too_large")["details"] == {"max_bytes": 1024 * 1024}
 
 
 def test_domain_404_carries_its_own_code(client, api) -> None:

@@ -615,3 +615,16 @@ def test_by_input_artifacts_finds_experiments_using_any_of_them(client, api) -> 
     second = api.get("/api/experiments/by-input-artifacts", artifact_id=a["id"], page=2, page_size=1)
     assert ([e["id"] for e in second["items"]], second["total"]) == ([uses_a["id"]], 2)
     api.error(client.get("/api/experiments/by-input-artifacts"), 422, "validation_error")
+
+
+def test_an_experiment_id_that_names_a_route_is_refused(client, api) -> None:
+    # GET /api/experiments/by-input-artifacts is the search: an experiment of that id could never be read.
+    error = api.error(
+        client.post("/api/experiments", json={"name": "x", "id": "by-input-artifacts"}), 422, "validation_error"
+    )
+    assert error["details"]["errors"][0]["loc"] == ["body", "id"]
+    assert api.experiment("y", id="by-input-artifacts-2")["id"] == "by-input-artifacts-2"
+    # Nor is the search's path taken for one: PATCH and DELETE there are 405s, not updates of such an experiment.
+    response = client.patch("/api/experiments/by-input-artifacts", json={"name": "z"})
+    api.error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"

@@ -1,4 +1,5 @@
-"""Other web sites: unsafe requests from another origin are 403, and only our own host names are served."""
+"""Other web sites: unsafe requests from another origin are 403, only our own host names are served, and no answer
+may be framed by another site."""
 
 from __future__ import annotations
 
@@ -112,25 +113,104 @@ def test_allowed_hosts_come_comma_separated_from_the_environment(monkeypatch: py
     monkeypatch.setenv("TUNELAB_ALLOWED_HOSTS", " studio.lan, 192.168.1.20 ,")
     settings = Settings(host="::")
     assert settings.allowed_hosts == ["studio.lan", "192.168.1.20"]
-    assert set(allowed_hosts(settings)) == {
-        "localhost", "127.0.0.1", "[::1]", "testserver", "[::]", "studio.lan", "192.168.1.20",
-    }  # fmt: skip
+    assert set(allowed_hosts(settings)) == {"localhost", "127.0.0.1", "[::1]", "[::]", "studio.lan", "192.168.1.20"}
+
+
+def test_the_test_clients_host_is_served_only_where_a_test_allows_it(tmp_path: Path) -> None:
+    # TestClient sends `Host: testserver`; a real server must not answer to a name anyone could point anywhere.
+    assert "testserver" not in allowed_hosts(Settings())
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        response = client.get("/api/health")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_host"
 
 
 @pytest.mark.parametrize(
-    ("origin", "host", "same"),
+    ("base_url", "origin", "status"),
     [
-        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
-        ("http://example.com", "example.com:80", True),
-        ("https://example.com", "example.com", True),  # TLS ended by a proxy that keeps the Host header
-        ("http://[::1]:8000", "[::1]:8000", True),
-        ("http://127.0.0.1:8000", "localhost:8000", False),
-        ("http://127.0.0.1:8001", "127.0.0.1:8000", False),
-        ("http://127.0.0.1:notaport", "127.0.0.1:8000", False),
-        ("ftp://127.0.0.1:8000", "127.0.0.1:8000", False),
-        ("null", "127.0.0.1:8000", False),
-        ("http://127.0.0.1:8000", "", False),
+        ("https://testserver", "http://testserver", 403),
+        ("http://testserver", "https://testserver", 403),
+        ("https://testserver", "https://testserver", 201),
+        ("https://testserver:8443", "https://testserver:8443", 201),
     ],
 )
-def test_same_origin(origin: str, host: str, same: bool) -> None:
-    assert same_origin(origin, host) is same
+def test_the_origin_must_match_the_scheme_the_request_came_over(app, base_url: str, origin: str, status: int) -> None:
+    with TestClient(app, base_url=base_url) as client:
+        response = client.post("/api/experiments", json={"name": base_url + origin}, headers={"origin": origin})
+    assert response.status_code == status, response.text
+
+
+# --- Framing (clickjacking) and content sniffing --------------------------------------------------------------------
+
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/health", 200),
+        ("GET", "/experiments", 200),
+        ("GET", "/docs", 200),
+        ("GET", "/openapi.json", 200),
+        ("GET", "/static/vendor/swagger-ui-dist/swagger-ui.css", 200),
+        ("GET", "/api/experiments/exp-nope", 404),
+        ("GET", "/no/such/page", 404),
+        ("PUT", "/api/experiments", 405),
+        ("POST", "/api/experiments", 422),
+    ],
+)
+def test_every_answer_forbids_framing_and_sniffing(client, method: str, path: str, status: int) -> None:
+    response = client.request(method, path, headers={"accept": "text/html"})
+    assert response.status_code == status
+    assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+def test_an_unexpected_error_carries_the_headers_too(app) -> None:
+    # Starlette answers a 500 outside every middleware: the handler has to set them itself.
+    def explode() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/explode", explode)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/explode", headers={"accept": "text/html"})
+    assert response.status_code == 500
+    assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+def test_refusals_before_any_route_carry_the_headers_too(app, client) -> None:
+    forged = client.post("/api/experiments", json={"name": "x"}, headers=EVIL)
+    with TestClient(app, base_url="http://rebound.evil.example") as rebound:
+        foreign = rebound.get("/api/health")
+    for response, status in ((forged, 403), (foreign, 400)):
+        assert response.status_code == status
+        assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme", "same"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", "http", True),
+        ("http://example.com", "example.com:80", "http", True),
+        ("https://example.com", "example.com:443", "https", True),
+        ("http://[::1]:8000", "[::1]:8000", "http", True),
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", "ws", True),  # a WebSocket opened by our own page
+        ("https://127.0.0.1:8000", "127.0.0.1:8000", "wss", True),
+        # Another scheme is another site. TLS ended by a proxy counts as https when the proxy says so
+        # (X-Forwarded-Proto, which uvicorn puts in the scope for a trusted proxy).
+        ("https://127.0.0.1:8000", "127.0.0.1:8000", "http", False),
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", "https", False),
+        ("https://example.com", "example.com", "http", False),
+        ("http://127.0.0.1:8000", "localhost:8000", "http", False),
+        ("http://127.0.0.1:8001", "127.0.0.1:8000", "http", False),
+        ("http://127.0.0.1:notaport", "127.0.0.1:8000", "http", False),
+        ("ftp://127.0.0.1:8000", "127.0.0.1:8000", "http", False),
+        ("null", "127.0.0.1:8000", "http", False),
+        ("http://127.0.0.1:8000", "", "http", False),
+    ],
+)
+def test_same_origin(origin: str, host: str, scheme: str, same: bool) -> None:
+    assert same_origin(origin, host, scheme) is same

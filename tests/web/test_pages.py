@@ -21,7 +21,7 @@ HTML = {"accept": "text/html,application/xhtml+xml"}
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path, allowed_hosts=["testserver"]))) as client:
         yield client
 
 
@@ -122,7 +122,7 @@ def test_missing_front_end_libraries_are_logged_and_shown(
 ) -> None:
     monkeypatch.setattr("tunelab.web.app.NODE_MODULES", tmp_path / "node_modules")
     with caplog.at_level(logging.WARNING, logger="tunelab.web.app"):
-        app = create_app(Settings(data_dir=tmp_path / "data"))
+        app = create_app(Settings(data_dir=tmp_path / "data", allowed_hosts=["testserver"]))
     assert "npm ci" in caplog.text
 
     with TestClient(app) as client:

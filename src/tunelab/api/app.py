@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import tunelab
-from tunelab.api import errors, security
+from tunelab.api import errors, openapi, security
 from tunelab.api.routes import artifacts, experiments, health, runs
 from tunelab.config import Settings
 from tunelab.services import Services
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     errors.install(app)
     security.install(app, settings)
+    openapi.install(app)
     for module in (health, experiments, runs, artifacts):
         app.include_router(module.router)
     from tunelab.web import mount_web

@@ -79,13 +79,23 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = "No such page or resource" if exc.status_code == 404 else str(exc.detail)
         details: dict[str, Any] = {}
-        if exc.status_code == 413:
-            from tunelab.api.limits import LIMIT_SCOPE_KEY, too_large
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            from tunelab.api.routing import allowed_methods
 
-            message, details = too_large(request.scope[LIMIT_SCOPE_KEY])
-        return respond(request, exc.status_code, code, message, details, headers=exc.headers)
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        if exc.status_code == 413:
+            from tunelab.api.limits import LIMIT_SCOPE_KEY, limit_for, too_large
+
+            message, details = too_large(request.scope.get(LIMIT_SCOPE_KEY, limit_for(request.url.path)))
+        return respond(request, exc.status_code, code, message, details, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        from tunelab.api.security import SECURITY_HEADERS
+
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, 500, "internal_error", "Something went wrong on the server; the log has details")
+        # Starlette answers this one outside every middleware, so it sets the security headers itself.
+        headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+        return respond(request, 500, "internal_error", "Something went wrong on the server; the log has details",
+                       headers=headers)  # fmt: skip

@@ -1,7 +1,9 @@
 """Request body limits: a body past its route's limit is refused with 413 `body_too_large`, never read whole.
 
 A declared Content-Length past the limit is answered at once; a body without one (chunked) is counted as it
-arrives, and the read that crosses the limit raises, so at most the limit is ever held in memory.
+arrives, and the read that crosses the limit raises, so at most the limit is ever held in memory. Only the methods
+that carry a body are limited: no GET route reads one, so a GET is never refused for its body (and its OpenAPI
+operation need not list 413).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunelab.api.errors import respond
 
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIMIT_SCOPE_KEY = "tunelab.max_body_bytes"
 # Every JSON body is far smaller (free-form JSON fields take 256 KiB each); the routes below take more.
 DEFAULT_LIMIT = 1024 * 1024
@@ -35,7 +38,7 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
         limit = limit_for(scope["path"])

@@ -1,4 +1,5 @@
-"""The route class every API router uses: request bodies are parsed as strict JSON.
+"""How requests meet routes: the route class every API router uses, whose bodies are parsed as strict JSON, the
+path segment that names an experiment, and the methods a path takes (for a 405's `Allow` header).
 
 Starlette parses bodies with `json.loads`, which accepts what JSON does not (NaN, Infinity, lone surrogates such
 as "\\udfff" that no answer could encode again) and raises RecursionError on deep nesting. pydantic-core's parser
@@ -14,6 +15,14 @@ from typing import Any
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.routing import Match
+from starlette.types import Scope
+
+from tunelab.domain.experiments import RESERVED_EXPERIMENT_IDS
+
+# Every method a route here may take; HEAD is listed where Starlette adds it (its own routes, not FastAPI's).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class StrictJSONRequest(Request):
@@ -28,6 +37,16 @@ class StrictJSONRequest(Request):
         return self._json
 
 
+class ExperimentIdConvertor(StringConvertor):
+    """`/api/experiments/{experiment_id:experiment_id}` never matches the names of routes beside it: PATCH
+    /api/experiments/by-input-artifacts is a 405 naming GET, not an update of an experiment of that name."""
+
+    regex = "".join(f"(?!{name}$)" for name in RESERVED_EXPERIMENT_IDS) + "[^/]+"
+
+
+register_url_convertor("experiment_id", ExperimentIdConvertor())
+
+
 class StrictJSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -36,3 +55,16 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """The methods some route of `app` takes at this request's path.
+
+    Starlette's 405 names only the methods of the first route with the path, and each FastAPI route holds one
+    method, so `GET /api/experiments/{id}` alone would hide PATCH and DELETE; here every route is asked.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in app.router.routes)
+    ]

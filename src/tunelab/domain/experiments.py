@@ -8,10 +8,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, JsonValue, StringConstraints, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from tunelab.domain.common import (
+    ID_REGEX,
     InputDateTime,
+    JSONBool,
     JSONDict,
     JSONObject,
     Model,
@@ -19,6 +22,8 @@ from tunelab.domain.common import (
     ResourceId,
     UTCDateTime,
     ValidUnicode,
+    not_nullable,
+    trimmed_text,
 )
 from tunelab.domain.metrics import MetricGoal, MetricKey
 from tunelab.domain.runs import TERMINAL_RUN, Run, RunStatus
@@ -56,21 +61,40 @@ ArtifactMap = Annotated[
     Field(max_length=100, description='Artifact type -> artifact ids, e.g. {"datasets": ["art-…"]}.'),
 ]
 # Surrounding whitespace is stripped before the length check: "  x  " is "x", and a name of only spaces is empty.
-ExperimentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode]
+ExperimentName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode, trimmed_text(200)
+]
 Description = Annotated[str, StringConstraints(max_length=10_000), ValidUnicode]
 ShortText = Annotated[str, StringConstraints(max_length=200), ValidUnicode]
 MetricGoals = Annotated[dict[MetricKey, MetricGoal], Field(max_length=1000)]
 
 
+# Names of routes beside /api/experiments/{id}: an experiment with such an id could never be read.
+RESERVED_EXPERIMENT_IDS = ("by-input-artifacts",)
+
+
+def _not_reserved(value: str | None) -> str | None:
+    if value in RESERVED_EXPERIMENT_IDS:
+        raise PydanticCustomError("reserved_id", "'{id}' names a route; choose another id", {"id": value})
+    return value
+
+
+ExperimentIdIn = Annotated[
+    ResourceId,
+    AfterValidator(_not_reserved),
+    WithJsonSchema({"type": "string", "pattern": ID_REGEX, "not": {"enum": list(RESERVED_EXPERIMENT_IDS)}}),
+]
+
+
 class Provenance(Model):
     git_commit: ShortText | None = None
-    git_dirty: bool | None = None
+    git_dirty: JSONBool | None = None
     engine_version: ShortText | None = None
     created_at: InputDateTime | None = None
 
 
 class ExperimentCreate(Model):
-    id: ResourceId | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
+    id: ExperimentIdIn | None = Field(default=None, description="Caller-chosen id (the tracker's experiment_id).")
     name: ExperimentName
     description: Description | None = None
     dataset_id: ResourceId | None = None
@@ -81,13 +105,16 @@ class ExperimentCreate(Model):
 
 
 class ExperimentUpdate(Model):
-    name: ExperimentName | None = None
+    """Only the fields sent change; description and dataset_id may be null (cleared), the others not."""
+
+    name: ExperimentName | None = Field(default=None, json_schema_extra=not_nullable)
     description: Description | None = None
     dataset_id: ResourceId | None = None
-    config: JSONObject | None = None
+    config: JSONObject | None = Field(default=None, json_schema_extra=not_nullable)
     metric_goals: Annotated[dict[MetricKey, MetricGoal | None], Field(max_length=1000)] | None = Field(
         default=None,
         description="Merged into the experiment's goals; a key set to null goes back to the default for its name.",
+        json_schema_extra=not_nullable,
     )
 
     @field_validator("name", "config", "metric_goals")
@@ -99,8 +126,18 @@ class ExperimentUpdate(Model):
         return value
 
 
+# What update_status takes: the statuses but archived (which has its own endpoints), and the tracker's `pending`.
+# The service checks it (422 invalid_status); the schema states it so that clients and schemathesis know.
+STATUS_NAMES: list[JsonValue] = [
+    "pending",
+    *[status.value for status in ExperimentStatus if status is not ExperimentStatus.ARCHIVED],
+]
+
+
 class StatusUpdate(Model):
-    status: Annotated[str, StringConstraints(max_length=50), ValidUnicode]
+    status: Annotated[str, StringConstraints(max_length=50), ValidUnicode] = Field(
+        json_schema_extra={"enum": STATUS_NAMES}, description="`pending` is `draft`."
+    )
     error: Description | None = None
 
 

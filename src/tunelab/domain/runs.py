@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from tunelab.domain.common import JSONDict, JSONObject, Model, UTCDateTime, ValidUnicode
+from tunelab.domain.common import JSONBool, JSONDict, JSONObject, Model, UTCDateTime, ValidUnicode, trimmed_text
 from tunelab.domain.metrics import KeySummary, MetricGoal
 
 
@@ -20,14 +20,16 @@ class RunStatus(StrEnum):
 
 
 TERMINAL_RUN = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
-RunName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode]
+RunName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), ValidUnicode, trimmed_text(200)
+]
 ErrorText = Annotated[str, StringConstraints(max_length=10_000), ValidUnicode]
 
 
 class RunCreate(Model):
     name: RunName | None = None
     config: JSONObject = Field(default_factory=dict)
-    external: bool = Field(default=False, description="A run an outside engine reports on; it starts running.")
+    external: JSONBool = Field(default=False, description="A run an outside engine reports on; it starts running.")
 
 
 class RunStatusUpdate(Model):

@@ -7,14 +7,20 @@ from typing import Any
 from fastapi import APIRouter
 
 from tunelab.api.deps import ArtifactId, ServicesDep
-from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.openapi import COMMON, WRITES, errors, links
 from tunelab.api.routing import StrictJSONRoute
 from tunelab.domain.artifacts import Artifact, ArtifactCreate
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"], route_class=StrictJSONRoute)
 
 
-@router.post("", status_code=201, responses=errors(*WRITES, 409))
+CREATED = links(
+    "artifact_id",
+    {"get": ("GET", "/api/artifacts/{artifact_id}"), "lineage": ("GET", "/api/artifacts/{artifact_id}/lineage")},
+)
+
+
+@router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
 def create_artifact(body: ArtifactCreate, services: ServicesDep) -> Artifact:
     """Register an immutable artifact (a file or record, by URI)."""
     return services.artifacts.create(body)

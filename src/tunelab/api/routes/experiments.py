@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tunelab.api.deps import ExperimentId, ServicesDep
-from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.deps import EXPERIMENT_PATH, ExperimentId, ServicesDep
+from tunelab.api.openapi import COMMON, WRITES, errors, links
 from tunelab.api.routing import StrictJSONRoute
 from tunelab.domain.common import ID_REGEX, InputDateTime, Page, PageNumber
 from tunelab.domain.experiments import (
@@ -33,7 +33,19 @@ StatusFilter = Annotated[
 ]  # fmt: skip
 
 
-@router.post("", status_code=201, responses=errors(*WRITES, 409))
+_ONE = "/api/experiments/{experiment_id}"
+CREATED = links(
+    "experiment_id",
+    {
+        "get": ("GET", _ONE), "update": ("PATCH", _ONE), "delete": ("DELETE", _ONE),
+        "archive": ("POST", f"{_ONE}/archive"), "unarchive": ("POST", f"{_ONE}/unarchive"),
+        "setStatus": ("POST", f"{_ONE}/status"), "storeResults": ("POST", f"{_ONE}/results"),
+        "createRun": ("POST", f"{_ONE}/runs"), "listRuns": ("GET", f"{_ONE}/runs"),
+    },
+)  # fmt: skip
+
+
+@router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
 def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Experiment:
     """Create an experiment (status draft); provenance not given is captured."""
     return services.experiments.create(body)
@@ -74,19 +86,20 @@ def find_by_input_artifacts(
     return services.experiments.find_page_by_input_artifacts(artifact_id, page, page_size)
 
 
-@router.get("/{experiment_id}", responses=errors(*COMMON, 404))
+@router.get(EXPERIMENT_PATH, responses=errors(*COMMON, 404))
 def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
     """One experiment with all its runs."""
     return services.experiments.detail(experiment_id)
 
 
-@router.patch("/{experiment_id}", responses=errors(*WRITES, 404, 409))
+# 405: /api/experiments/by-input-artifacts is the search, which only takes GET (see EXPERIMENT_PATH).
+@router.patch(EXPERIMENT_PATH, responses=errors(*WRITES, 404, 405, 409))
 def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
     """Change name, description, dataset, config or metric goals."""
     return services.experiments.update(experiment_id, body)
 
 
-@router.delete("/{experiment_id}", responses=errors(*COMMON, 403, 404))
+@router.delete(EXPERIMENT_PATH, responses=errors(*WRITES, 404, 405))
 def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Archive the experiment (nothing is hard-deleted)."""
     return services.experiments.archive(experiment_id)
@@ -116,7 +129,17 @@ def store_results(experiment_id: ExperimentId, body: ResultsUpdate, services: Se
     return services.experiments.store_results(experiment_id, body.outputs)
 
 
-@router.post("/{experiment_id}/runs", status_code=201, responses=errors(*WRITES, 404, 409))
+_RUN = "/api/runs/{run_id}"
+RUN_CREATED = links(
+    "run_id",
+    {
+        "get": ("GET", _RUN), "cancel": ("POST", f"{_RUN}/cancel"), "setStatus": ("POST", f"{_RUN}/status"),
+        "getMetrics": ("GET", f"{_RUN}/metrics"), "ingestMetrics": ("POST", f"{_RUN}/metrics"),
+    },
+)  # fmt: skip
+
+
+@router.post("/{experiment_id}/runs", status_code=201, responses={**errors(*WRITES, 404, 409), 201: RUN_CREATED})
 def create_run(experiment_id: ExperimentId, body: RunCreate, services: ServicesDep) -> Run:
     """Start a run; `external: true` records one that an outside engine reports on (it starts running)."""
     return services.runs.create(experiment_id, body)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from tunelab.api.deps import RunId, ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors
 from tunelab.api.routing import StrictJSONRoute
+from tunelab.domain.common import ID_REGEX
 from tunelab.domain.metrics import (
     MAX_CHART_POINTS,
     MAX_POINTS_PER_BATCH,
@@ -24,7 +25,7 @@ from tunelab.domain.metrics import (
     parse_metric_batch,
 )
 from tunelab.domain.runs import Run, RunComparison, RunStatusUpdate
-from tunelab.services.runs import DEFAULT_SERIES_LIMIT, batch_too_large
+from tunelab.services.runs import DEFAULT_SERIES_LIMIT, MAX_COMPARE, MAX_HISTORY_RUNS, batch_too_large
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], route_class=StrictJSONRoute)
 
@@ -37,12 +38,30 @@ MaxPoints = Annotated[
 ]  # fmt: skip
 
 
+def id_list(most: int) -> str:
+    """The documented form of `ids`: 1 to `most` ids, comma-separated. The server takes more than it states (spaces
+    around ids, empty parts, repeats counted once) and answers the rest with 404 or 422 `invalid_compare`."""
+    one = ID_REGEX.removeprefix("^").removesuffix("$")
+    return f"^{one}(,{one}){{0,{most - 1}}}$"
+
+
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
 @router.get("/compare", responses=errors(*COMMON, 404))
-def compare_runs(services: ServicesDep, ids: Annotated[str, Query(min_length=1, max_length=3000)]) -> RunComparison:
+def compare_runs(
+    services: ServicesDep,
+    ids: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=3000,
+            description="Comma-separated run ids (at most 20).",
+            json_schema_extra={"pattern": id_list(MAX_COMPARE)},
+        ),
+    ],
+) -> RunComparison:
     """Side-by-side final values and the best runs per ranked metric (every run tied for the best)."""
     return services.runs.compare([part.strip() for part in ids.split(",") if part.strip()])
 
@@ -50,7 +69,15 @@ def compare_runs(services: ServicesDep, ids: Annotated[str, Query(min_length=1, 
 @router.get("/metrics", response_model=MetricHistory, responses=errors(*COMMON, 404))
 def metric_history(
     services: ServicesDep,
-    ids: Annotated[str, Query(min_length=1, max_length=15000, description="Comma-separated run ids (at most 100).")],
+    ids: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=15000,
+            description="Comma-separated run ids (at most 100).",
+            json_schema_extra={"pattern": id_list(MAX_HISTORY_RUNS)},
+        ),
+    ],
     key: Annotated[str, Query(min_length=1, max_length=200)],
     max_points: MaxPoints = None,
 ) -> Response:
