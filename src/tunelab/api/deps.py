@@ -12,12 +12,13 @@ from tunelab.domain.experiments import RESERVED_EXPERIMENT_IDS
 from tunelab.services import Services
 
 
-def get_services(request: Request) -> Services:
+# Async, though they block nothing: FastAPI runs a sync dependency in the thread pool, a hop per request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

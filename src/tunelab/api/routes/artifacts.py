@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from tunelab.api.deps import ArtifactId, ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors, links
-from tunelab.api.routing import StrictJSONRoute
+from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.artifacts import Artifact, ArtifactCreate
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"], route_class=StrictJSONRoute)
@@ -21,18 +21,18 @@ CREATED = links(
 
 
 @router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
-def create_artifact(body: ArtifactCreate, services: ServicesDep) -> Artifact:
+async def create_artifact(body: ArtifactCreate, services: ServicesDep) -> Artifact:
     """Register an immutable artifact (a file or record, by URI)."""
-    return services.artifacts.create(body)
+    return await blocking(services.artifacts.create, body)
 
 
 @router.get("/{artifact_id}", responses=errors(*COMMON, 404))
-def get_artifact(artifact_id: ArtifactId, services: ServicesDep) -> Artifact:
+async def get_artifact(artifact_id: ArtifactId, services: ServicesDep) -> Artifact:
     """One artifact."""
-    return services.artifacts.get(artifact_id)
+    return await blocking(services.artifacts.get, artifact_id)
 
 
 @router.get("/{artifact_id}/lineage", responses=errors(*COMMON, 404))
-def get_lineage(artifact_id: ArtifactId, services: ServicesDep) -> dict[str, Any]:
+async def get_lineage(artifact_id: ArtifactId, services: ServicesDep) -> dict[str, Any]:
     """The experiments that produced this artifact and those that used it."""
-    return services.artifacts.lineage(artifact_id)
+    return await blocking(services.artifacts.lineage, artifact_id)

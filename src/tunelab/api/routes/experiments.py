@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from tunelab.api.deps import EXPERIMENT_PATH, ExperimentId, ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors, links
-from tunelab.api.routing import StrictJSONRoute
+from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.common import ID_REGEX, InputDateTime, Page, PageNumber
 from tunelab.domain.experiments import (
     Experiment,
@@ -46,13 +46,13 @@ CREATED = links(
 
 
 @router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
-def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Experiment:
+async def create_experiment(body: ExperimentCreate, services: ServicesDep) -> Experiment:
     """Create an experiment (status draft); provenance not given is captured."""
-    return services.experiments.create(body)
+    return await blocking(services.experiments.create, body)
 
 
 @router.get("", responses=errors(*COMMON))
-def list_experiments(
+async def list_experiments(
     services: ServicesDep,
     status: StatusFilter = None,
     include_archived: bool = False,
@@ -72,61 +72,61 @@ def list_experiments(
         min_created_at=created_after, max_created_at=created_before, q=q, name=name, sort=sort, page=page,
         page_size=page_size,
     )  # fmt: skip
-    return services.experiments.list_page(flt)
+    return await blocking(services.experiments.list_page, flt)
 
 
 @router.get("/by-input-artifacts", responses=errors(*COMMON))
-def find_by_input_artifacts(
+async def find_by_input_artifacts(
     services: ServicesDep,
     artifact_id: Annotated[list[Annotated[str, Query(pattern=ID_REGEX)]], Query(min_length=1, max_length=100)],
     page: Annotated[PageNumber, Query()] = 1,
     page_size: PageSize = 50,
 ) -> Page[Experiment]:
     """Experiments that declared any of these artifacts as an input, newest first."""
-    return services.experiments.find_page_by_input_artifacts(artifact_id, page, page_size)
+    return await blocking(services.experiments.find_page_by_input_artifacts, artifact_id, page, page_size)
 
 
 @router.get(EXPERIMENT_PATH, responses=errors(*COMMON, 404))
-def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
+async def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
     """One experiment with all its runs."""
-    return services.experiments.detail(experiment_id)
+    return await blocking(services.experiments.detail, experiment_id)
 
 
 # 405: /api/experiments/by-input-artifacts is the search, which only takes GET (see EXPERIMENT_PATH).
 @router.patch(EXPERIMENT_PATH, responses=errors(*WRITES, 404, 405, 409))
-def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
+async def update_experiment(experiment_id: ExperimentId, body: ExperimentUpdate, services: ServicesDep) -> Experiment:
     """Change name, description, dataset, config or metric goals."""
-    return services.experiments.update(experiment_id, body)
+    return await blocking(services.experiments.update, experiment_id, body)
 
 
 @router.delete(EXPERIMENT_PATH, responses=errors(*WRITES, 404, 405))
-def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
+async def delete_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Archive the experiment (nothing is hard-deleted)."""
-    return services.experiments.archive(experiment_id)
+    return await blocking(services.experiments.archive, experiment_id)
 
 
 @router.post("/{experiment_id}/archive", responses=errors(*WRITES, 404))
-def archive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
+async def archive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Hide the experiment from the default list; it can be unarchived. Archiving twice changes nothing."""
-    return services.experiments.archive(experiment_id)
+    return await blocking(services.experiments.archive, experiment_id)
 
 
 @router.post("/{experiment_id}/unarchive", responses=errors(*WRITES, 404))
-def unarchive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
+async def unarchive_experiment(experiment_id: ExperimentId, services: ServicesDep) -> Experiment:
     """Bring an archived experiment back as draft; for one that is not archived, nothing changes."""
-    return services.experiments.unarchive(experiment_id)
+    return await blocking(services.experiments.unarchive, experiment_id)
 
 
 @router.post("/{experiment_id}/status", responses=errors(*WRITES, 404, 409))
-def update_status(experiment_id: ExperimentId, body: StatusUpdate, services: ServicesDep) -> Experiment:
+async def update_status(experiment_id: ExperimentId, body: StatusUpdate, services: ServicesDep) -> Experiment:
     """Move the experiment along its lifecycle (the tracker's update_status)."""
-    return services.experiments.update_status(experiment_id, body.status, body.error)
+    return await blocking(services.experiments.update_status, experiment_id, body.status, body.error)
 
 
 @router.post("/{experiment_id}/results", responses=errors(*WRITES, 404))
-def store_results(experiment_id: ExperimentId, body: ResultsUpdate, services: ServicesDep) -> Experiment:
+async def store_results(experiment_id: ExperimentId, body: ResultsUpdate, services: ServicesDep) -> Experiment:
     """Record output artifacts by name (the tracker's store_results)."""
-    return services.experiments.store_results(experiment_id, body.outputs)
+    return await blocking(services.experiments.store_results, experiment_id, body.outputs)
 
 
 _RUN = "/api/runs/{run_id}"
@@ -140,17 +140,17 @@ RUN_CREATED = links(
 
 
 @router.post("/{experiment_id}/runs", status_code=201, responses={**errors(*WRITES, 404, 409), 201: RUN_CREATED})
-def create_run(experiment_id: ExperimentId, body: RunCreate, services: ServicesDep) -> Run:
+async def create_run(experiment_id: ExperimentId, body: RunCreate, services: ServicesDep) -> Run:
     """Start a run; `external: true` records one that an outside engine reports on (it starts running)."""
-    return services.runs.create(experiment_id, body)
+    return await blocking(services.runs.create, experiment_id, body)
 
 
 @router.get("/{experiment_id}/runs", responses=errors(*COMMON, 404))
-def list_runs(
+async def list_runs(
     experiment_id: ExperimentId,
     services: ServicesDep,
     page: Annotated[PageNumber, Query()] = 1,
     page_size: PageSize = 50,
 ) -> Page[Run]:
     """The experiment's runs, newest first."""
-    return services.experiments.runs_page(experiment_id, page, page_size)
+    return await blocking(services.experiments.runs_page, experiment_id, page, page_size)

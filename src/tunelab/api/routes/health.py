@@ -13,6 +13,6 @@ router = APIRouter(prefix="/api", tags=["health"], route_class=StrictJSONRoute)
 
 
 @router.get("/health", responses=errors(*COMMON))
-def health(settings: SettingsDep) -> dict[str, str]:
+async def health(settings: SettingsDep) -> dict[str, str]:
     """Says the server is up, its version and which database it owns."""
     return {"status": "ok", "version": tunelab.__version__, "db": str(settings.db_path)}

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from tunelab.api.deps import RunId, ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors
-from tunelab.api.routing import StrictJSONRoute
+from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.common import ID_REGEX
 from tunelab.domain.metrics import (
     MAX_CHART_POINTS,
@@ -50,7 +49,7 @@ def _json(body: bytes) -> Response:
 
 
 @router.get("/compare", responses=errors(*COMMON, 404))
-def compare_runs(
+async def compare_runs(
     services: ServicesDep,
     ids: Annotated[
         str,
@@ -63,11 +62,11 @@ def compare_runs(
     ],
 ) -> RunComparison:
     """Side-by-side final values and the best runs per ranked metric (every run tied for the best)."""
-    return services.runs.compare([part.strip() for part in ids.split(",") if part.strip()])
+    return await blocking(services.runs.compare, [part.strip() for part in ids.split(",") if part.strip()])
 
 
 @router.get("/metrics", response_model=MetricHistory, responses=errors(*COMMON, 404))
-def metric_history(
+async def metric_history(
     services: ServicesDep,
     ids: Annotated[
         str,
@@ -83,29 +82,29 @@ def metric_history(
 ) -> Response:
     """One key's history for many runs in one answer, as step and value columns per run (for compare charts)."""
     run_ids = [part.strip() for part in ids.split(",") if part.strip()]
-    return _json(services.runs.history(run_ids, key, max_points))
+    return _json(await blocking(services.runs.history, run_ids, key, max_points))
 
 
 @router.get("/{run_id}", responses=errors(*COMMON, 404))
-def get_run(run_id: RunId, services: ServicesDep) -> Run:
+async def get_run(run_id: RunId, services: ServicesDep) -> Run:
     """One run with its metrics summary."""
-    return services.runs.get(run_id)
+    return await blocking(services.runs.get, run_id)
 
 
 @router.post("/{run_id}/cancel", responses=errors(*WRITES, 404, 409))
-def cancel_run(run_id: RunId, services: ServicesDep) -> Run:
+async def cancel_run(run_id: RunId, services: ServicesDep) -> Run:
     """Cancel a run that has not ended."""
-    return services.runs.cancel(run_id)
+    return await blocking(services.runs.cancel, run_id)
 
 
 @router.post("/{run_id}/status", responses=errors(*WRITES, 404, 409))
-def set_run_status(run_id: RunId, body: RunStatusUpdate, services: ServicesDep) -> Run:
+async def set_run_status(run_id: RunId, body: RunStatusUpdate, services: ServicesDep) -> Run:
     """End (or start) a run reported by an outside engine."""
-    return services.runs.set_status(run_id, body)
+    return await blocking(services.runs.set_status, run_id, body)
 
 
 @router.get("/{run_id}/metrics", response_model=RunMetrics, responses=errors(*COMMON, 404))
-def get_metrics(
+async def get_metrics(
     run_id: RunId,
     services: ServicesDep,
     key: MetricKeys = None,
@@ -120,7 +119,7 @@ def get_metrics(
     Each series holds the points after `after_step`, at most `limit`; `next_after_step` names, for each series cut
     short, the `after_step` of its next page. With `max_points` each series is decimated for a chart instead.
     """
-    return _json(services.runs.metrics(run_id, key, after_step, limit, max_points))
+    return _json(await blocking(services.runs.metrics, run_id, key, after_step, limit, max_points))
 
 
 def _inline_schema(model: type[MetricBatch]) -> dict[str, Any]:
@@ -168,4 +167,4 @@ async def ingest_metrics(run_id: RunId, request: Request, services: ServicesDep)
     A run that has ended takes no more points (409 `run_finished`).
     """
     batch = await _read_batch(request)
-    return {"ingested": await run_in_threadpool(services.runs.ingest, run_id, batch)}
+    return {"ingested": await blocking(services.runs.ingest, run_id, batch)}
