@@ -5,7 +5,8 @@ one key's history for 50 runs at 1,000,000 points.
 Through HTTP, against `tunelab serve` in its own process on loopback: the latency of each kind of small write
 (create experiment, create run, end run, a 3-point metric batch), per-step logging points/s from one client,
 10,000-point batches, the 50-run history of one key, a downsampled million-point history, the first list page,
-and p50/p95 latency of reads and of ingest while 8 clients (4 readers, 4 writers) run at once.
+and p50/p95 latency of reads and of ingest while 8 clients (4 readers, 4 writers) run at once; then the API
+contract's schemathesis session (bench/contract.py) and its summary (requests, failures: target 0).
 Every timing is a median (and p95 where said) of many repeats; the machine is shared and noisy.
 """
 
@@ -331,12 +332,22 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
     return figures
 
 
+def contract_summary() -> dict[str, Any]:
+    """The same session as bench/contract.py and the test that gates on it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.api.contract_run import MAX_EXAMPLES, SEED, run_contract
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_contract(Path(tmp) / "data", seed=SEED, max_examples=MAX_EXAMPLES).summary()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--experiments", type=int, default=10_000)
     parser.add_argument("--history-points", type=int, default=1_000_000)
     parser.add_argument("--concurrent-seconds", type=float, default=10.0)
+    parser.add_argument("--no-contract", action="store_true", help="skip the schemathesis session (~2 minutes)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -349,6 +360,8 @@ def main() -> None:
         with served(data_dir) as url:
             figures = {**seeded["figures"], **http_figures(url, seeded, args)}
     figures["list_first_page_ms"]["http_ms"] = figures.pop("list_first_page_http_ms")
+    if not args.no_contract:
+        figures["schemathesis"] = contract_summary()
     print(
         json.dumps(
             {

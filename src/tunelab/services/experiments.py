@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -186,7 +187,7 @@ class ExperimentService:
                     details={"from": experiment.status.value, "to": target.value,
                              "allowed": sorted(s.value for s in ALLOWED_TRANSITIONS[experiment.status])},
                 )  # fmt: skip
-            store.update(con, experiment_id, execution_fields(experiment, target, error))
+            store.update(con, experiment_id, execution_fields(experiment.execution.started_at, target, error))
             return self._derived(con, [require(con, experiment_id)])[0]
 
     def store_results(self, experiment_id: str, outputs: dict[str, str]) -> Experiment:
@@ -235,14 +236,14 @@ def _row(experiment: Experiment) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def execution_fields(experiment: Experiment, target: ExperimentStatus, error: str | None) -> dict[str, object]:
-    """The columns a status change writes: execution start, end, duration and error."""
+def execution_fields(started: datetime | None, target: ExperimentStatus, error: str | None) -> dict[str, object]:
+    """The columns a status change of an experiment started at `started` writes: execution start, end, duration
+    and error."""
     now = utcnow()
     fields: dict[str, object] = {"status": target.value, "updated_at": now}
     if target is ExperimentStatus.RUNNING:
         fields.update(started_at=now, completed_at=None, duration_ms=None, error=None)
     elif target in TERMINAL_EXPERIMENT:
-        started = experiment.execution.started_at
         fields["completed_at"] = now
         fields["duration_ms"] = int((now - started).total_seconds() * 1000) if started else None
         fields["error"] = error if target is ExperimentStatus.FAILED else None

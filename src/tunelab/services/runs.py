@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, settled_status
+from tunelab.domain.experiments import ExperimentStatus, RunOutcome, settled_status
 from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
     MetricBatch,
@@ -37,6 +37,8 @@ from tunelab.store import experiments as experiment_store
 from tunelab.store import metrics as metric_store
 from tunelab.store import runs as store
 from tunelab.store.db import Connection, Database
+from tunelab.store.experiments import Brief
+from tunelab.store.journal import Entry
 from tunelab.store.runs import StoredRun
 
 MAX_COMPARE = 20
@@ -67,10 +69,9 @@ class RunService:
         and only a run that starts its experiment writes the experiment too, in a transaction with the run.
         """
         with self.db.write() as con:
-            found = experiment_store.get_with_run_count(con, experiment_id)
-            if found is None:
+            experiment = experiment_store.brief(con, experiment_id)
+            if experiment is None:
                 raise not_found(experiment_id)
-            experiment, run_count = found
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
@@ -84,7 +85,7 @@ class RunService:
                     code="training_unavailable",
                 )
             now = utcnow()
-            run = self._new_run(experiment_id, data, data.name or f"run-{run_count + 1}", now)
+            run = self._new_run(experiment_id, data, data.name or f"run-{experiment.run_count + 1}", now)
             starting = experiment.status is not ExperimentStatus.RUNNING
             try:
                 self._insert(con, run, experiment if starting else None)
@@ -99,13 +100,13 @@ class RunService:
         self.db.summaries.now_running(run.id)
         return run
 
-    def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
+    def _insert(self, con: Connection, run: Run, starts: Brief | None) -> None:
         if starts is None:
             store.insert(con, _row(run))
             return
         with self.db.transaction():
             store.insert(con, _row(run))
-            experiment_store.update(con, starts.id, execution_fields(starts, ExperimentStatus.RUNNING, None))
+            experiment_store.update(con, starts.id, execution_fields(starts.started_at, ExperimentStatus.RUNNING, None))
 
     @staticmethod
     def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime) -> Run:
@@ -130,6 +131,7 @@ class RunService:
         """
         now = utcnow()
         with self.db.write() as con:
+            self.db.flush_metrics()  # the points a run took come before its end
             found = require_run(con, run_id)
             run = found.run
             ending = update.status in TERMINAL_RUN
@@ -163,7 +165,8 @@ class RunService:
                 with self.db.transaction():
                     store.update(con, run_id, fields)
                     experiment = require_experiment(con, run.experiment_id)
-                    experiment_store.update(con, experiment.id, execution_fields(experiment, *settled))
+                    started = experiment.execution.started_at
+                    experiment_store.update(con, experiment.id, execution_fields(started, *settled))
             if answer.status is RunStatus.RUNNING:
                 self.db.summaries.now_running(run_id)
             return answer
@@ -174,8 +177,10 @@ class RunService:
     def ingest(self, run_id: str, batch: MetricBatch | MetricColumns) -> int:
         """Store a batch atomically; a point sent again for a (key, step) replaces the one stored.
 
-        Appending (every key's steps past those stored: a training loop logging as it goes) is one INSERT; a batch
-        that resends stored steps deletes them first, in one transaction, and its run's stats are computed afresh.
+        A batch that appends (every key's steps past those stored: a training loop logging as it goes) to a run
+        known to be running goes to the metric journal, durable when this returns (store/journal.py); to another
+        run, one INSERT that checks the run. A batch that resends stored steps deletes them first, in one
+        transaction, and its run's stats are computed afresh.
         """
         points = batch if isinstance(batch, MetricColumns) else MetricColumns.of(batch)
         validate_batch(points)
@@ -189,13 +194,15 @@ class RunService:
                 self._require_running(con, run_id)
                 return 0
             if appends_to(stats, fresh):
-                known = self.db.summaries.is_running(run_id)
-                if not metric_store.insert_points(con, run_id, points, utcnow(), check_running=not known):
+                if self.db.summaries.is_running(run_id):
+                    self.db.journal_append(Entry(run_id, points, utcnow()))
+                elif not metric_store.insert_points(con, run_id, points, utcnow()):
                     self._require_running(con, run_id)  # the insert's guard found the run not running: raises
                     raise AssertionError(f"run {run_id} is running, yet its batch was not inserted")
                 self.db.summaries.appended(run_id, fresh)
                 self.db.summaries.now_running(run_id)  # it took the batch: it is running
                 return len(points)
+            self.db.flush_metrics()  # the rows to replace may still wait in the journal
             with self.db.transaction():
                 self._require_running(con, run_id)
                 stored = [i for i, (k, s) in enumerate(zip(points.keys, points.steps, strict=True))
@@ -229,6 +236,7 @@ class RunService:
         Each series holds the points after `after_step`, at most `limit` of them (`next_after_step` says where a
         cut series goes on); with `max_points`, each is instead decimated to at most that many points for a chart.
         """
+        self.db.flush_metrics()  # the journal's batches, so that every acknowledged point is read
         with self.db.read() as con:
             found = require_run(con, run_id)
             stats = run_stats(self.db, con, [run_id]).get(run_id, {})
@@ -267,6 +275,7 @@ class RunService:
         if not run_ids or len(run_ids) > MAX_HISTORY_RUNS:
             raise Unprocessable(f"History takes 1 to {MAX_HISTORY_RUNS} run ids", code="invalid_compare",
                                 details={"max": MAX_HISTORY_RUNS})  # fmt: skip
+        self.db.flush_metrics()
         with self.db.read() as con:
             stats = run_stats(self.db, con, run_ids)
             missing = sorted(set(run_ids) - set(stats))

@@ -3,6 +3,7 @@
 Writers take one lock, so they never conflict (DuckDB aborts concurrent updates of a row instead of waiting)
 and any error rolls back (DuckDB's COMMIT after a failed statement silently drops the earlier writes).
 Readers take no lock: each thread reads through its own cursor, and DuckDB's MVCC gives it committed data.
+Appending metric batches go through the metric journal (store/journal.py), which a background thread applies.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import duckdb
 
 from tunelab.errors import StoreBusy
+from tunelab.store.journal import FLUSH_AFTER, FLUSH_POINTS, Entry
 
 Connection = duckdb.DuckDBPyConnection
 log = logging.getLogger(__name__)
@@ -26,8 +29,9 @@ log = logging.getLogger(__name__)
 class Database:
     """Owns the DuckDB file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, flush_after: float = FLUSH_AFTER):
         self.path = path
+        self.flush_after = flush_after  # how long a journal entry may wait for DuckDB (seconds)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = duckdb.connect(str(path))
@@ -46,11 +50,17 @@ class Database:
         self._local = threading.local()
         self._cursors: list[Connection] = []
         self._closed = False
+        from tunelab.store.journal import MetricJournal
         from tunelab.store.migrations import migrate
         from tunelab.store.summaries import SummaryCache
 
         migrate(self)
         self.summaries = SummaryCache()
+        self.journal = MetricJournal(path.with_name(path.name + ".metrics-journal"))
+        self._replay_journal()
+        self._journal_waiting = threading.Condition(self._lock)
+        self._flusher = threading.Thread(target=self._flush_soon, name="metric-journal", daemon=True)
+        self._flusher.start()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -93,13 +103,70 @@ class Database:
             self._local.cursor = cursor
         yield cursor
 
+    def journal_append(self, entry: Entry) -> None:
+        """A batch that appends to a running run: durable once this returns, in DuckDB within FLUSH_AFTER."""
+        with self._lock:
+            first = not self.journal.pending
+            self.journal.append(entry)
+            if self.journal.points >= FLUSH_POINTS:
+                self.flush_metrics()
+            elif first:  # the flusher sleeps until FLUSH_AFTER past the first entry; later ones need no wake-up
+                self._journal_waiting.notify()
+
+    def flush_metrics(self) -> None:
+        """Insert every batch the journal holds into DuckDB now (reads and replacing writes need them there)."""
+        if not self.journal.pending:  # no lock needed to see that nothing waits
+            return
+        with self.transaction() as con:
+            if not self.journal.pending:
+                return
+            from tunelab.store.metrics import insert_entries
+
+            insert_entries(con, self.journal.pending)
+        self.journal.applied()
+
+    def _flush_soon(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self.journal.pending:
+                    self._journal_waiting.wait()
+                    continue
+                left = self.journal.since + self.flush_after - time.monotonic()
+                if left > 0:  # batches that follow within FLUSH_AFTER of the first share its commit
+                    self._journal_waiting.wait(left)
+                    continue
+                try:
+                    self.flush_metrics()
+                except Exception:  # the journal keeps them: the next read, write or restart applies them
+                    log.exception("could not apply the metric journal; it is kept")
+                    self._journal_waiting.wait(1.0)
+
+    def _replay_journal(self) -> None:
+        """Apply what a previous server acknowledged but did not commit (replacing: a line may be applied already)."""
+        if not self.journal.pending:
+            return
+        from tunelab.store.metrics import replace_entries
+
+        log.info("applying %d metric batch(es) left in the journal", len(self.journal.pending))
+        with self.transaction() as con:
+            replace_entries(con, self.journal.pending)
+        self.journal.applied()
+
     def close(self) -> None:
-        with self._lock, self._cursor_lock:
+        """Apply the journal and close; closing again does nothing (an app's lifespan may end more than once)."""
+        with self._lock:
+            if self._closed:
+                return
+            self.flush_metrics()
             self._closed = True
+            self._journal_waiting.notify_all()
+        self._flusher.join(timeout=5)
+        with self._lock, self._cursor_lock:
             for cursor in self._cursors:
                 cursor.close()
             self._cursors.clear()
             self._cursor_source.close()
+            self.journal.close()
             self._conn.close()
 
 

@@ -28,7 +28,8 @@ class StoredRun:
 
 
 def insert(con: Connection, row: dict[str, Any]) -> None:
-    values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
+    """Insert a run; columns left None take their defaults (each column a row names costs time in DuckDB)."""
+    values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items() if v is not None}
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     con.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(values.values()))  # noqa: S608
