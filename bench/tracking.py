@@ -221,41 +221,47 @@ def big_batches(client: httpx.Client, experiment: str, repeats: int) -> float:
     return 10_000 / (median_ms(post, repeats) / 1000)
 
 
+def _reader(url: str, paths: list[str], first: int, stop: float) -> list[float]:
+    samples = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        i = first
+        while time.time() < stop:
+            start = time.perf_counter()
+            check(client.get(paths[i % len(paths)]))
+            samples.append((time.perf_counter() - start) * 1000)
+            i += 1
+    return samples
+
+
+def _writer(url: str, run_id: str, stop: float) -> list[float]:
+    samples = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        step = 0
+        while time.time() < stop:
+            points = [
+                {"key": k, "value": 1.0 / (step + 1), "step": step} for k in ("loss", "learning_rate", "grad_norm")
+            ]
+            start = time.perf_counter()
+            check(client.post(f"/api/runs/{run_id}/metrics", json={"points": points}))
+            samples.append((time.perf_counter() - start) * 1000)
+            step += 1
+    return samples
+
+
 def concurrent(url: str, experiment: str, read_paths: list[str], seconds: float) -> dict[str, Any]:
-    """4 readers and 4 writers (3-point batches, each on its own run) at once for `seconds`."""
-    reads: list[float] = []
-    writes: list[float] = []
-    stop = time.monotonic() + seconds
+    """4 readers and 4 writers (3-point batches, each on its own run) at once for `seconds`, each client in a
+    process of its own, so that the clients' own Python does not queue them behind one another."""
+    import multiprocessing
+
     with httpx.Client(base_url=url, timeout=30) as setup:
         runs = [check(setup.post(f"/api/experiments/{experiment}/runs", json={"external": True})).json()["id"]
                 for _ in range(4)]  # fmt: skip
-
-    def reader(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            i = n
-            while time.monotonic() < stop:
-                path = read_paths[i % len(read_paths)]
-                start = time.perf_counter()
-                check(client.get(path))
-                reads.append((time.perf_counter() - start) * 1000)
-                i += 1
-
-    def writer(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            s = 0
-            while time.monotonic() < stop:
-                points = [{"key": k, "value": 1.0 / (s + 1), "step": s} for k in ("loss", "learning_rate", "grad_norm")]
-                start = time.perf_counter()
-                check(client.post(f"/api/runs/{runs[n]}/metrics", json={"points": points}))
-                writes.append((time.perf_counter() - start) * 1000)
-                s += 1
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
-    threads += [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    stop = time.time() + 2 + seconds  # wall clock: shared by the processes; 2 s to start them
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        readers = [pool.apply_async(_reader, (url, read_paths, n, stop)) for n in range(4)]
+        writers = [pool.apply_async(_writer, (url, run, stop)) for run in runs]
+        reads = [x for job in readers for x in job.get()]
+        writes = [x for job in writers for x in job.get()]
     return {
         "clients": 8,
         "reads": {"count": len(reads), "p50_ms": round(statistics.median(reads), 2), "p95_ms": round(p95(reads), 2)},
@@ -322,8 +328,11 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
                 median_ms(lambda: check(client.get("/api/experiments?page_size=50")), args.repeats * 4), 2
             ),
         }
-    reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{seeded['big_run']}",
-             downsampled]  # fmt: skip
+    # What pages poll while training runs: an experiment's list, one experiment with its runs, a run, a run's
+    # loss curve (1,000 points). The heavy reads (a million-point series) have their own figures below.
+    small_run = seeded["history_runs"][0]
+    reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{small_run}",
+             f"/api/runs/{small_run}/metrics?key=metric_3"]  # fmt: skip
     figures["concurrent_8_clients"] = concurrent(url, experiment, reads, args.concurrent_seconds)
     whole = f"/api/runs/{seeded['big_run']}/metrics?key=metric_0&limit={args.history_points}"
     figures["writes_during_whole_1m_point_reads"] = writes_during_big_reads(

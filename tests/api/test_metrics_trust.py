@@ -219,3 +219,14 @@ def test_reads_answer_while_a_writer_holds_the_write_path(app, client, api) -> N
         release.set()
         thread.join()
     assert api.get(f"/api/experiments/{exp['id']}")["description"] == "being written"
+
+
+def test_downsampling_a_series_whose_steps_span_the_whole_bigint_range(client, api) -> None:
+    run = api.run(api.experiment()["id"])
+    steps = [0, 1, 2**40, 2**62, 2**63 - 2, 2**63 - 1]
+    api.metrics(run["id"], [point("loss", float(i), s) for i, s in enumerate(steps)])
+
+    got = series(api, run["id"], max_points=4)["series"]["loss"]
+
+    assert 2 <= len(got) <= 4 and {p["step"] for p in got} <= set(steps)
+    assert {(0, 0.0), (2**63 - 1, 5.0)} <= {(p["step"], p["value"]) for p in got}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ _MIN_WORDS = re.compile(r"loss|error|(^|_)(err|perplexity|ppl|wer|cer|mse|mae|rm
 _MAX_WORDS = re.compile(r"accuracy|(^|_)(acc|score|margin|precision|recall|f1|auc|bleu|rouge|win_rate)($|_)")
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every key of every run on each page: keys repeat
 def default_goal(key: str) -> MetricGoal:
     """Losses and errors are minimised; accuracy, scores and margins maximised; everything else is not ranked."""
     words = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
@@ -230,7 +232,7 @@ def summarise(stats: RunStats, goals: dict[str, MetricGoal]) -> dict[str, KeySum
     out = {}
     for key, entry in sorted(stats.items()):
         goal = goal_of(key, goals)
-        out[key] = KeySummary(
+        out[key] = KeySummary.model_construct(  # trusted values: skip validation (a page builds thousands)
             final=entry.last_value, best=best_value(entry, goal), goal=goal, last_step=entry.last_step,
             count=entry.count,
         )  # fmt: skip

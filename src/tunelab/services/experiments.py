@@ -112,9 +112,10 @@ class ExperimentService:
             experiment = require(con, experiment_id)
             runs, _ = run_store.list_for_experiment(con, experiment_id)
             stats = run_stats(self.db, con, [run.id for run in runs])
-        return ExperimentDetail(
-            **_with_runs(experiment, [stats.get(run.id, {}) for run in runs], len(runs)).model_dump(),
-            runs=with_summaries(runs, stats, experiment.metric_goals),
+        derived = _with_runs(experiment, [stats.get(run.id, {}) for run in runs], len(runs))
+        # Built from validated parts without validating them again (50 runs of 20 metrics each cost ~10 ms).
+        return ExperimentDetail.model_construct(
+            **dict(derived), runs=with_summaries(runs, stats, experiment.metric_goals)
         )
 
     def list_page(self, flt: ExperimentFilter) -> Page[Experiment]:
@@ -212,7 +213,7 @@ class ExperimentService:
 
     def _derived(self, con: Connection, experiments: list[Experiment]) -> list[Experiment]:
         """Experiments with the run counts and best metrics of their runs (two queries for a whole page)."""
-        run_ids = run_store.ids_by_experiment(con, [e.id for e in experiments])
+        run_ids = self.db.summaries.runs_of([e.id for e in experiments])
         stats = run_stats(self.db, con, [rid for ids in run_ids.values() for rid in ids])
         return [
             _with_runs(e, [stats.get(rid, {}) for rid in run_ids.get(e.id, [])], len(run_ids.get(e.id, [])))

@@ -96,7 +96,7 @@ class RunService:
                 # run-{count+1} was taken (by a run named so by hand): the next free run-N.
                 run = run.model_copy(update={"name": next_run_name(store.names_for_experiment(con, experiment_id))})
                 self._insert(con, run, experiment if starting else None)
-        self.db.summaries.created(run.id)
+        self.db.summaries.created(run.id, experiment_id)
         self.db.summaries.now_running(run.id)
         return run
 
@@ -131,7 +131,7 @@ class RunService:
         """
         now = utcnow()
         with self.db.write() as con:
-            self.db.flush_metrics()  # the points a run took come before its end
+            self.db.flush_metrics([run_id])  # the points a run took come before its end
             found = require_run(con, run_id)
             run = found.run
             ending = update.status in TERMINAL_RUN
@@ -202,7 +202,7 @@ class RunService:
                 self.db.summaries.appended(run_id, fresh)
                 self.db.summaries.now_running(run_id)  # it took the batch: it is running
                 return len(points)
-            self.db.flush_metrics()  # the rows to replace may still wait in the journal
+            self.db.flush_metrics([run_id])  # the rows to replace may still wait in the journal
             with self.db.transaction():
                 self._require_running(con, run_id)
                 stored = [i for i, (k, s) in enumerate(zip(points.keys, points.steps, strict=True))
@@ -236,7 +236,7 @@ class RunService:
         Each series holds the points after `after_step`, at most `limit` of them (`next_after_step` says where a
         cut series goes on); with `max_points`, each is instead decimated to at most that many points for a chart.
         """
-        self.db.flush_metrics()  # the journal's batches, so that every acknowledged point is read
+        self.db.flush_metrics([run_id])  # the journal's batches of the run, so that every acknowledged point is read
         with self.db.read() as con:
             found = require_run(con, run_id)
             stats = run_stats(self.db, con, [run_id]).get(run_id, {})
@@ -247,9 +247,13 @@ class RunService:
             dense = {k for k in spans if max_points is None or stats[k].count <= max_points}
             series: dict[str, str] = {}
             next_after: dict[str, int] = {}
-            if dense:
-                for key, (text, last, total) in metric_store.series_json(con, run_id, sorted(dense), after_step,
-                                                                         limit).items():  # fmt: skip
+            # A series read whole (the common case) needs no numbering of its points to be cut at `limit`.
+            whole = {k for k in dense if after_step is None and stats[k].count <= limit}
+            if whole:
+                series |= metric_store.whole_series_json(con, run_id, sorted(whole))
+            if dense - whole:
+                for key, (text, last, total) in metric_store.series_json(con, run_id, sorted(dense - whole),
+                                                                         after_step, limit).items():  # fmt: skip
                     series[key] = text
                     if total > limit:
                         next_after[key] = last
@@ -275,7 +279,7 @@ class RunService:
         if not run_ids or len(run_ids) > MAX_HISTORY_RUNS:
             raise Unprocessable(f"History takes 1 to {MAX_HISTORY_RUNS} run ids", code="invalid_compare",
                                 details={"max": MAX_HISTORY_RUNS})  # fmt: skip
-        self.db.flush_metrics()
+        self.db.flush_metrics(run_ids)
         with self.db.read() as con:
             stats = run_stats(self.db, con, run_ids)
             missing = sorted(set(run_ids) - set(stats))

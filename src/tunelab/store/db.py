@@ -55,7 +55,10 @@ class Database:
         from tunelab.store.summaries import SummaryCache
 
         migrate(self)
-        self.summaries = SummaryCache()
+        from tunelab.store.runs import ids_by_experiment
+
+        with self.read() as con:
+            self.summaries = SummaryCache(ids_by_experiment(con))
         self.journal = MetricJournal(path.with_name(path.name + ".metrics-journal"))
         self._replay_journal()
         self._journal_waiting = threading.Condition(self._lock)
@@ -113,9 +116,11 @@ class Database:
             elif first:  # the flusher sleeps until FLUSH_AFTER past the first entry; later ones need no wake-up
                 self._journal_waiting.notify()
 
-    def flush_metrics(self) -> None:
-        """Insert every batch the journal holds into DuckDB now (reads and replacing writes need them there)."""
-        if not self.journal.pending:  # no lock needed to see that nothing waits
+    def flush_metrics(self, run_ids: list[str] | None = None) -> None:
+        """Insert every batch the journal holds into DuckDB now, if any is for one of `run_ids` (all runs: None);
+        reads and replacing writes need their runs' points there."""
+        pending = self.journal.pending  # no lock needed to see that nothing waits: a list swapped, never mutated
+        if not pending or (run_ids is not None and not any(entry.run_id in run_ids for entry in pending)):
             return
         with self.transaction() as con:
             if not self.journal.pending:
@@ -174,6 +179,15 @@ def fetch_dicts(con: Connection, sql: str, params: Sequence[Any] = ()) -> list[d
     cursor = con.execute(sql, list(params))
     names = [column[0] for column in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def total_of(con: Connection, rows: int, limit: int | None, offset: int, count_sql: str, params: list[Any]) -> int:
+    """How many rows a paged query matched in all: known from the page itself unless the page is full (or past the
+    end), else counted — a count over the same source costs far less than a window over every row."""
+    if limit is None or (rows < limit and (rows or not offset)):
+        return offset + rows
+    found = con.execute(count_sql, params).fetchone()
+    return int(found[0]) if found else 0
 
 
 def fetch_one(con: Connection, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:

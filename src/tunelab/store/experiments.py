@@ -16,7 +16,7 @@ from tunelab.domain.experiments import (
     ExperimentStatus,
     Provenance,
 )
-from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text
+from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text, total_of
 
 # Run counts and best metrics are not columns: the service derives them from the runs (see services/experiments).
 _SELECT = "SELECT e.* FROM experiments e"
@@ -137,15 +137,14 @@ def find_by_input_artifacts(
 def _paged(
     con: Connection, source: str, params: list[Any], order: str, limit: int | None, offset: int
 ) -> tuple[list[Experiment], int]:
-    """Rows of `source` (FROM … WHERE …) and their number in one query: the count is a window over the matches."""
+    """Rows of `source` (FROM … WHERE …) on one page, and how many rows it has in all."""
     rows = fetch_dicts(
-        con, f"SELECT e.*, count(*) OVER () AS total {source} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
-        [*params, limit, offset],
-    )  # fmt: skip
-    if rows or not offset:
-        return [_to_experiment(row) for row in rows], int(rows[0]["total"]) if rows else 0
-    count = con.execute(f"SELECT count(*) {source}", params).fetchone()  # noqa: S608 - past the last page
-    return [], int(count[0]) if count else 0
+        con,
+        f"SELECT e.* {source} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset],  # noqa: S608
+    )
+    total = total_of(con, len(rows), limit, offset, f"SELECT count(*) {source}", params)  # noqa: S608
+    return [_to_experiment(row) for row in rows], total
 
 
 def find_by_artifact(con: Connection, artifact_id: str) -> list[tuple[str, str]]:

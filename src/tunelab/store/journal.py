@@ -85,7 +85,7 @@ class MetricJournal:
         os.fdatasync(self._fd)
         if not self.pending:
             self.since = time.monotonic()
-        self.pending.append(entry)
+        self.pending = [*self.pending, entry]  # a new list: readers look at it without the lock
         self.points += len(entry.batch)
 
     def applied(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from tunelab.domain.experiments import ExperimentStatus, RunOutcome
 from tunelab.domain.metrics import MetricGoal
 from tunelab.domain.runs import Run, RunStatus
-from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text
+from tunelab.store.db import Connection, fetch_dicts, fetch_one, json_text, total_of
 
 _JSON_COLUMNS = {"config", "inputs"}
 UPDATABLE = {"status", "error", "adapter_id", "started_at", "completed_at", "inputs", "config"}
@@ -61,23 +61,17 @@ def list_for_experiment(
     """The experiment's runs, newest first, and how many it has."""
     rows = fetch_dicts(
         con,
-        "SELECT *, count(*) OVER () AS total FROM runs WHERE experiment_id = ? "
-        "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        "SELECT * FROM runs WHERE experiment_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         [experiment_id, limit, offset],
     )
-    if rows or not offset:
-        return [to_run(row) for row in rows], int(rows[0]["total"]) if rows else 0
-    count = con.execute("SELECT count(*) FROM runs WHERE experiment_id = ?", [experiment_id]).fetchone()
-    return [], int(count[0]) if count else 0
+    count_sql = "SELECT count(*) FROM runs WHERE experiment_id = ?"
+    return [to_run(row) for row in rows], total_of(con, len(rows), limit, offset, count_sql, [experiment_id])
 
 
-def ids_by_experiment(con: Connection, experiment_ids: list[str]) -> dict[str, list[str]]:
-    """Each experiment's run ids (experiments without runs are absent)."""
-    rows = con.execute(
-        "SELECT experiment_id, list(id) FROM runs WHERE experiment_id IN (SELECT unnest(?)) GROUP BY experiment_id",
-        [experiment_ids],
-    ).fetchall()
-    return {str(experiment_id): list(ids) for experiment_id, ids in rows}
+def ids_by_experiment(con: Connection) -> dict[str, list[str]]:
+    """Every experiment's run ids, oldest first (experiments without runs are absent)."""
+    rows = con.execute("SELECT experiment_id, list(id ORDER BY created_at, id) FROM runs GROUP BY experiment_id")
+    return {str(experiment_id): list(ids) for experiment_id, ids in rows.fetchall()}
 
 
 def outcomes(con: Connection, experiment_id: str) -> dict[str, RunOutcome]:
