@@ -201,8 +201,10 @@ def test_reads_answer_while_a_writer_holds_the_write_path(app, client, api) -> N
     held, release = threading.Event(), threading.Event()
 
     def writer() -> None:
-        with app.state.services.db.transaction() as con:
+        db = app.state.services.db
+        with db.transaction() as con:
             con.execute("UPDATE experiments SET description = 'being written' WHERE id = ?", [exp["id"]])
+            db.after_commit(lambda: db.rows.experiment_changed(exp["id"]))  # as every write tells the caches
             held.set()
             release.wait(10)
 

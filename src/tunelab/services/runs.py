@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import ExperimentStatus, RunOutcome, settled_status
+from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, settled_status
 from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
     MetricBatch,
@@ -30,16 +30,13 @@ from tunelab.domain.runs import (
     RunStatusUpdate,
 )
 from tunelab.errors import BadRequest, Conflict, NotFound, Unprocessable
-from tunelab.services.experiments import execution_fields, new_id, not_found
-from tunelab.services.experiments import require as require_experiment
+from tunelab.services.experiments import cached, cached_runs, execution_fields, new_id
 from tunelab.services.summaries import run_stats, with_summary
 from tunelab.store import experiments as experiment_store
 from tunelab.store import metrics as metric_store
 from tunelab.store import runs as store
 from tunelab.store.db import Connection, Database
-from tunelab.store.experiments import Brief
 from tunelab.store.journal import Entry
-from tunelab.store.runs import StoredRun
 
 MAX_COMPARE = 20
 MAX_HISTORY_RUNS = 100
@@ -50,12 +47,12 @@ def run_not_found(run_id: str) -> NotFound:
     return NotFound(f"Run {run_id!r} does not exist", code="run_not_found", details={"run_id": run_id})
 
 
-def require_run(con: Connection, run_id: str) -> StoredRun:
-    """The run as stored, with its experiment's metric goals and status, or 404."""
-    found = store.get(con, run_id)
-    if found is None:
+def require_run(db: Database, con: Connection, run_id: str) -> Run:
+    """The run as stored (from memory; read through `con` the first time), or 404."""
+    run = cached_runs(db, con, [run_id]).get(run_id)
+    if run is None:
         raise run_not_found(run_id)
-    return found
+    return run
 
 
 class RunService:
@@ -65,13 +62,13 @@ class RunService:
     def create(self, experiment_id: str, data: RunCreate) -> Run:
         """Create a run; a run of an outside engine (`external`) starts running, and so does its experiment.
 
-        A sweep's later runs cost one read and one insert: the unique index on (experiment, name) checks the name,
-        and only a run that starts its experiment writes the experiment too, in a transaction with the run.
+        A sweep's later runs cost one insert: the experiment is known in memory, the unique index on (experiment,
+        name) checks the name, and only a run that starts its experiment writes the experiment too, in a
+        transaction with the run.
         """
         with self.db.write() as con:
-            experiment = experiment_store.brief(con, experiment_id)
-            if experiment is None:
-                raise not_found(experiment_id)
+            experiment = cached(self.db, con, experiment_id)
+            run_count = len(self.db.rows.runs_of([experiment_id]).get(experiment_id, []))
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
@@ -85,7 +82,7 @@ class RunService:
                     code="training_unavailable",
                 )
             now = utcnow()
-            run = self._new_run(experiment_id, data, data.name or f"run-{experiment.run_count + 1}", now)
+            run = self._new_run(experiment_id, data, data.name or f"run-{run_count + 1}", now)
             starting = experiment.status is not ExperimentStatus.RUNNING
             try:
                 self._insert(con, run, experiment if starting else None)
@@ -96,17 +93,23 @@ class RunService:
                 # run-{count+1} was taken (by a run named so by hand): the next free run-N.
                 run = run.model_copy(update={"name": next_run_name(store.names_for_experiment(con, experiment_id))})
                 self._insert(con, run, experiment if starting else None)
-        self.db.summaries.created(run.id, experiment_id)
-        self.db.summaries.now_running(run.id)
+            self.db.after_commit(lambda: self._created(run))
         return run
 
-    def _insert(self, con: Connection, run: Run, starts: Brief | None) -> None:
+    def _created(self, run: Run) -> None:
+        self.db.rows.created(run)
+        self.db.summaries.created(run.id)
+        self.db.summaries.now_running(run.id)
+
+    def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
         if starts is None:
             store.insert(con, _row(run))
             return
         with self.db.transaction():
             store.insert(con, _row(run))
-            experiment_store.update(con, starts.id, execution_fields(starts.started_at, ExperimentStatus.RUNNING, None))
+            started = starts.execution.started_at
+            experiment_store.update(con, starts.id, execution_fields(started, ExperimentStatus.RUNNING, None))
+            self.db.after_commit(lambda: self.db.rows.experiment_changed(starts.id))
 
     @staticmethod
     def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime) -> Run:
@@ -120,20 +123,21 @@ class RunService:
 
     def get(self, run_id: str) -> Run:
         with self.db.read() as con:
-            found = require_run(con, run_id)
-            return with_summary(found.run, run_stats(self.db, con, [run_id]).get(run_id, {}), found.goals)
+            run = require_run(self.db, con, run_id)
+            goals = cached(self.db, con, run.experiment_id).metric_goals
+            return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), goals)
 
     def set_status(self, run_id: str, update: RunStatusUpdate) -> Run:
         """End a run (or start a pending one); the experiment settles once every run has ended.
 
-        Ending one run of several is a read of the run, a read of its siblings' statuses and one update; only the
-        run that ends the experiment writes the experiment too, in a transaction with the run.
+        Ending one run of several is one update: the run, its experiment and its siblings' statuses are known in
+        memory; only the run that ends the experiment writes the experiment too, in a transaction with the run.
         """
         now = utcnow()
         with self.db.write() as con:
             self.db.flush_metrics([run_id])  # the points a run took come before its end
-            found = require_run(con, run_id)
-            run = found.run
+            run = require_run(self.db, con, run_id)
+            experiment = cached(self.db, con, run.experiment_id)
             ending = update.status in TERMINAL_RUN
             if (
                 run.status in TERMINAL_RUN
@@ -151,11 +155,13 @@ class RunService:
             # The answer is built before anything is written: nothing is committed that could not be answered.
             answer = with_summary(
                 run.model_copy(update={**fields, "status": update.status}),
-                run_stats(self.db, con, [run_id]).get(run_id, {}), found.goals,
+                run_stats(self.db, con, [run_id]).get(run_id, {}), experiment.metric_goals,
             )  # fmt: skip
             settled = None
-            if ending and found.experiment_status is ExperimentStatus.RUNNING:
-                outcomes = store.outcomes(con, run.experiment_id)
+            if ending and experiment.status is ExperimentStatus.RUNNING:
+                siblings = self.db.rows.runs_of([experiment.id]).get(experiment.id, [])
+                outcomes = {r.id: RunOutcome(r.status, r.completed_at, r.error)
+                            for r in cached_runs(self.db, con, siblings).values()}  # fmt: skip
                 outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
                 settled = settled_status(outcomes.values())
             self.db.summaries.not_running(run_id)  # before the write; `now_running` after one that starts it
@@ -164,9 +170,10 @@ class RunService:
             else:
                 with self.db.transaction():
                     store.update(con, run_id, fields)
-                    experiment = require_experiment(con, run.experiment_id)
                     started = experiment.execution.started_at
                     experiment_store.update(con, experiment.id, execution_fields(started, *settled))
+                    self.db.after_commit(lambda: self.db.rows.experiment_changed(experiment.id))
+            self.db.after_commit(lambda: self.db.rows.put_run(answer))
             if answer.status is RunStatus.RUNNING:
                 self.db.summaries.now_running(run_id)
             return answer
@@ -215,7 +222,7 @@ class RunService:
 
     def _require_running(self, con: Connection, run_id: str) -> None:
         """404 for an unknown run, 409 for one that is not running (a batch is refused whole)."""
-        run = require_run(con, run_id).run
+        run = require_run(self.db, con, run_id)
         if run.status in TERMINAL_RUN:
             raise Conflict(f"Run {run.name!r} has ended ({run.status.value}); it takes no more metrics",
                            code="run_finished", details={"run_id": run_id, "status": run.status.value})  # fmt: skip
@@ -238,7 +245,8 @@ class RunService:
         """
         self.db.flush_metrics([run_id])  # the journal's batches of the run, so that every acknowledged point is read
         with self.db.read() as con:
-            found = require_run(con, run_id)
+            run = require_run(self.db, con, run_id)
+            goals = cached(self.db, con, run.experiment_id).metric_goals
             stats = run_stats(self.db, con, [run_id]).get(run_id, {})
             wanted = [key for key in stats if keys is None or key in keys]
             floor = -1 if after_step is None else after_step
@@ -265,9 +273,9 @@ class RunService:
                     series[key] = text
         head = {
             "run_id": run_id,
-            "summary": {k: v.model_dump(mode="json") for k, v in summarise(stats, found.goals).items()},
+            "summary": {k: v.model_dump(mode="json") for k, v in summarise(stats, goals).items()},
             "final_loss": final_loss_of(stats),
-            "adapter_id": found.run.adapter_id,
+            "adapter_id": run.adapter_id,
             "next_after_step": next_after,
         }
         body = ",".join(f"{json.dumps(key)}:{series[key]}" for key in sorted(series))
@@ -302,12 +310,14 @@ class RunService:
         if not run_ids or len(run_ids) > MAX_COMPARE:
             raise Unprocessable(f"Compare takes 1 to {MAX_COMPARE} run ids", code="invalid_compare")
         with self.db.read() as con:
-            found = store.get_many(con, run_ids)
-            stats = run_stats(self.db, con, [f.run.id for f in found])
-        missing = sorted(set(run_ids) - {f.run.id for f in found})
-        if missing:
-            raise NotFound(f"Unknown run ids: {', '.join(missing)}", code="run_not_found", details={"missing": missing})
-        runs = [with_summary(f.run, stats.get(f.run.id, {}), f.goals) for f in found]
+            found = cached_runs(self.db, con, run_ids)
+            missing = sorted(set(run_ids) - set(found))
+            if missing:
+                raise NotFound(f"Unknown run ids: {', '.join(missing)}", code="run_not_found",
+                               details={"missing": missing})  # fmt: skip
+            stats = run_stats(self.db, con, run_ids)
+            goals = {rid: cached(self.db, con, run.experiment_id).metric_goals for rid, run in found.items()}
+        runs = [with_summary(found[rid], stats.get(rid, {}), goals[rid]) for rid in run_ids]
         return RunComparison(runs=runs, metrics=compare_metrics(runs))
 
 

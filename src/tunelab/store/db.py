@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class Database:
                 ) from exc
             raise
         self._lock = threading.RLock()
+        self._committed: list[list[Callable[[], None]]] = []  # per open write block: what to do once committed
         # Read cursors come from a connection of their own, under a lock of their own: a thread's first read
         # must not wait for a writer holding the write lock.
         self._cursor_source = self._conn.cursor()
@@ -55,10 +56,12 @@ class Database:
         from tunelab.store.summaries import SummaryCache
 
         migrate(self)
+        from tunelab.store.rows import Rows
         from tunelab.store.runs import ids_by_experiment
 
+        self.summaries = SummaryCache()
         with self.read() as con:
-            self.summaries = SummaryCache(ids_by_experiment(con))
+            self.rows = Rows(ids_by_experiment(con))
         self.journal = MetricJournal(path.with_name(path.name + ".metrics-journal"))
         self._replay_journal()
         self._journal_waiting = threading.Condition(self._lock)
@@ -70,12 +73,15 @@ class Database:
         """Run a block atomically; any exception rolls back (DuckDB's COMMIT after a failure drops writes)."""
         with self._lock:
             self._conn.execute("BEGIN TRANSACTION")
+            self._committed.append([])
             try:
                 yield self._conn
             except BaseException as exc:
+                self._committed.pop()
                 self._rollback(exc)
                 raise
             self._conn.execute("COMMIT")
+            self._run_after(self._committed.pop())
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -83,7 +89,21 @@ class Database:
         where BEGIN and COMMIT would double the cost; its reads see everything committed, as no writer can interleave.
         """
         with self._lock:
-            yield self._conn
+            self._committed.append([])
+            try:
+                yield self._conn
+            finally:  # its statements committed as they ran, also those before an error
+                self._run_after(self._committed.pop())
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the enclosing write block has committed, still under the write lock (what the
+        in-memory caches learn of a write must be true before another writer can look)."""
+        self._committed[-1].append(action)
+
+    @staticmethod
+    def _run_after(actions: list[Callable[[], None]]) -> None:
+        for action in actions:
+            action()
 
     def _rollback(self, cause: BaseException) -> None:
         """ROLLBACK after `cause`; should that fail too, `cause` is still what the caller sees."""

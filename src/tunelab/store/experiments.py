@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tunelab.domain.common import as_naive_utc
@@ -40,7 +38,8 @@ _ORDER = {
 def insert(con: Connection, row: dict[str, Any]) -> bool:
     """Insert the experiment unless its name is taken (checked by the statement itself); whether it was.
     A taken id raises duckdb.ConstraintException."""
-    values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items() if v is not None}
+    # None and empty JSON objects are left to the defaults (NULL and '{}'): each column named costs about 0.1 ms.
+    values = {k: json_text(v) if k in _JSON_COLUMNS else v for k, v in row.items() if v is not None and v != {}}
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     inserted = con.execute(
@@ -84,30 +83,6 @@ def update(con: Connection, experiment_id: str, fields: dict[str, Any]) -> None:
 def get(con: Connection, experiment_id: str) -> Experiment | None:
     row = fetch_one(con, _SELECT + " WHERE e.id = ?", [experiment_id])
     return _to_experiment(row) if row else None
-
-
-@dataclass(frozen=True)
-class Brief:
-    """What starting a run needs to know of its experiment (a narrow row reads half as fast as the whole one)."""
-
-    id: str
-    name: str
-    status: ExperimentStatus
-    dataset_id: str | None
-    started_at: datetime | None
-    run_count: int
-
-
-def brief(con: Connection, experiment_id: str) -> Brief | None:
-    row = con.execute(
-        "SELECT name, status, dataset_id, started_at, (SELECT count(*) FROM runs WHERE experiment_id = ?) "
-        "FROM experiments WHERE id = ?",
-        [experiment_id, experiment_id],
-    ).fetchone()
-    if row is None:
-        return None
-    name, status, dataset_id, started_at, run_count = row
-    return Brief(experiment_id, name, ExperimentStatus(status), dataset_id, started_at, int(run_count))
 
 
 def name_owner(con: Connection, name: str) -> str | None:

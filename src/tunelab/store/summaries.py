@@ -6,9 +6,7 @@ Only this process writes the database, so after that the entry is kept current b
 A read that computes an entry while a write to the same run commits could store stale stats; each write bumps
 the run's generation, and a computed entry is kept only if the generation did not move meanwhile.
 
-It also knows each experiment's runs, which a list page needs for its run counts and best metrics (a query for
-them cost as much as the page itself): loaded whole when the database opens, and added to as runs are created
-(runs are never deleted or moved). And it knows which runs are running, so that an appending batch needs no status check in its INSERT (about a
+It also knows which runs are running, so that an appending batch needs no status check in its INSERT (about a
 third of its cost). The invariant: a run in `running` is running in the database. Every status change happens
 under the write lock, through the run service, which calls `not_running` before a run stops running and
 `now_running` once it is; a run not known here is checked by the database as before.
@@ -23,8 +21,7 @@ from tunelab.domain.metrics import RunStats, append_stats
 
 
 class SummaryCache:
-    def __init__(self, runs_by_experiment: dict[str, list[str]]) -> None:
-        self._runs_of = runs_by_experiment
+    def __init__(self) -> None:
         self._stats: dict[str, RunStats] = {}
         self._generation: dict[str, int] = {}
         self._running: set[str] = set()
@@ -47,16 +44,10 @@ class SummaryCache:
                     self._stats[rid] = stats
         return found
 
-    def created(self, run_id: str, experiment_id: str) -> None:
+    def created(self, run_id: str) -> None:
         """A new run (committed), which has no points yet: no need to look for them."""
         with self._lock:
             self._stats.setdefault(run_id, {})
-            self._runs_of.setdefault(experiment_id, []).append(run_id)
-
-    def runs_of(self, experiment_ids: list[str]) -> dict[str, list[str]]:
-        """Each experiment's run ids, oldest first (experiments without runs are absent)."""
-        with self._lock:
-            return {eid: list(self._runs_of[eid]) for eid in experiment_ids if eid in self._runs_of}
 
     def is_running(self, run_id: str) -> bool:
         with self._lock:
