@@ -147,18 +147,6 @@ def test_batch_insert_and_history_round_trip(db: Database, n: int) -> None:
     assert stats["r1"]["loss"].count == n // 2 and stats["r1"]["loss"].last_value == float(n - 1)
 
 
-def test_a_batch_for_a_run_that_is_not_running_inserts_nothing(db: Database) -> None:
-    _running_run(db, "r1")
-    with db.write() as con:
-        con.execute("UPDATE runs SET status = 'completed'")
-        for n in (3, 600):
-            batch = MetricColumns(["loss"] * n, list(range(n)), [1.0] * n, [None] * n)
-            assert metric_store.insert_points(con, "r1", batch, default_ts=datetime(2026, 1, 2)) == 0
-            assert metric_store.insert_points(con, "ghost", batch, default_ts=datetime(2026, 1, 2)) == 0
-    with db.read() as con:
-        assert con.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
-
-
 def test_database_held_by_another_process_is_a_clear_error(tmp_path: Path, hold_db: Callable[[Path], None]) -> None:
     path = tmp_path / "held.duckdb"
     hold_db(path)

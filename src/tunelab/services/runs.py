@@ -99,7 +99,6 @@ class RunService:
     def _created(self, run: Run) -> None:
         self.db.rows.created(run)
         self.db.summaries.created(run.id)
-        self.db.summaries.now_running(run.id)
 
     def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
         if starts is None:
@@ -164,7 +163,6 @@ class RunService:
                             for r in cached_runs(self.db, con, siblings).values()}  # fmt: skip
                 outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
                 settled = settled_status(outcomes.values())
-            self.db.summaries.not_running(run_id)  # before the write; `now_running` after one that starts it
             if settled is None:
                 store.update(con, run_id, fields)
             else:
@@ -174,8 +172,6 @@ class RunService:
                     experiment_store.update(con, experiment.id, execution_fields(started, *settled))
                     self.db.after_commit(lambda: self.db.rows.experiment_changed(experiment.id))
             self.db.after_commit(lambda: self.db.rows.put_run(answer))
-            if answer.status is RunStatus.RUNNING:
-                self.db.summaries.now_running(run_id)
             return answer
 
     def cancel(self, run_id: str) -> Run:
@@ -184,34 +180,25 @@ class RunService:
     def ingest(self, run_id: str, batch: MetricBatch | MetricColumns) -> int:
         """Store a batch atomically; a point sent again for a (key, step) replaces the one stored.
 
-        A batch that appends (every key's steps past those stored: a training loop logging as it goes) to a run
-        known to be running goes to the metric journal, durable when this returns (store/journal.py); to another
-        run, one INSERT that checks the run. A batch that resends stored steps deletes them first, in one
-        transaction, and its run's stats are computed afresh.
+        A batch that appends (every key's steps past those stored: a training loop logging as it goes) goes to the
+        metric journal, durable when this returns (store/journal.py). A batch that resends stored steps deletes
+        them first, in one transaction, and its run's stats are computed afresh.
         """
         points = batch if isinstance(batch, MetricColumns) else MetricColumns.of(batch)
         validate_batch(points)
         points = points.deduplicated()
         fresh = batch_stats(points)
         with self.db.write() as con:
-            stats = run_stats(self.db, con, [run_id]).get(run_id)
-            if stats is None:
-                raise run_not_found(run_id)
+            self._require_running(con, run_id)  # from memory: under the write lock, the run's status as stored
             if not points:
-                self._require_running(con, run_id)
                 return 0
+            stats = run_stats(self.db, con, [run_id])[run_id]
             if appends_to(stats, fresh):
-                if self.db.summaries.is_running(run_id):
-                    self.db.journal_append(Entry(run_id, points, utcnow()))
-                elif not metric_store.insert_points(con, run_id, points, utcnow()):
-                    self._require_running(con, run_id)  # the insert's guard found the run not running: raises
-                    raise AssertionError(f"run {run_id} is running, yet its batch was not inserted")
+                self.db.journal_append(Entry(run_id, points, utcnow()))
                 self.db.summaries.appended(run_id, fresh)
-                self.db.summaries.now_running(run_id)  # it took the batch: it is running
                 return len(points)
             self.db.flush_metrics([run_id])  # the rows to replace may still wait in the journal
             with self.db.transaction():
-                self._require_running(con, run_id)
                 stored = [i for i, (k, s) in enumerate(zip(points.keys, points.steps, strict=True))
                           if k in stats and s <= stats[k].last_step]  # fmt: skip
                 metric_store.delete_points(con, run_id, [points.keys[i] for i in stored],

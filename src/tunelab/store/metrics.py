@@ -32,29 +32,22 @@ _TS_JSON = (
 _POINT_JSON = f"""'{{"step":' || step || ',"value":' || value || ',"ts":"' || {_TS_JSON} || '"}}'"""
 
 
-def insert_points(
-    con: Connection, run_id: str, batch: MetricColumns, default_ts: datetime, *, check_running: bool = True
-) -> int:
-    """Insert one run's points; with `check_running`, only if the run is running (the check rides in the INSERT
-    itself). The number inserted: 0 when the run is not running.
+def insert_points(con: Connection, run_id: str, batch: MetricColumns, default_ts: datetime) -> int:
+    """Insert one run's points (points without a time get `default_ts`); how many.
 
-    Points without a time get `default_ts`; the run id and that time are parameters, not 10,000-element columns.
+    The run id and that time are parameters, not 10,000-element columns.
     """
-    guard = " WHERE (SELECT status FROM runs WHERE id = ?) = 'running'" if check_running else ""
-    guarded = [run_id] if check_running else []
     if len(batch) < _ARROW_FROM:
-        row = con.execute(
-            "INSERT INTO metrics SELECT ?, k, s, v, coalesce(t, ?) "  # noqa: S608 - constant text
-            f"FROM (SELECT unnest(?) AS k, unnest(?) AS s, unnest(?) AS v, unnest(?::TIMESTAMP[]) AS t){guard}",
-            [run_id, default_ts, batch.keys, batch.steps, batch.values, batch.stamps, *guarded],
-        ).fetchone()
-        return int(row[0]) if row else 0
+        con.execute(
+            "INSERT INTO metrics SELECT ?, k, s, v, coalesce(t, ?) "
+            "FROM (SELECT unnest(?) AS k, unnest(?) AS s, unnest(?) AS v, unnest(?::TIMESTAMP[]) AS t)",
+            [run_id, default_ts, batch.keys, batch.steps, batch.values, batch.stamps],
+        )
+        return len(batch)
     with _registered(con, _arrow(batch)):
-        row = con.execute(
-            "INSERT INTO metrics SELECT ?, key, step, value, coalesce(ts, ?) FROM _metric_batch" + guard,  # noqa: S608
-            [run_id, default_ts, *guarded],
-        ).fetchone()
-    return int(row[0]) if row else 0
+        con.execute("INSERT INTO metrics SELECT ?, key, step, value, coalesce(ts, ?) FROM _metric_batch",
+                    [run_id, default_ts])  # fmt: skip
+    return len(batch)
 
 
 def insert_entries(con: Connection, entries: list[Entry]) -> int:

@@ -5,11 +5,6 @@ Only this process writes the database, so after that the entry is kept current b
 (`appended`), or dropped when a write replaces stored points (`forget`) and computed again when next needed.
 A read that computes an entry while a write to the same run commits could store stale stats; each write bumps
 the run's generation, and a computed entry is kept only if the generation did not move meanwhile.
-
-It also knows which runs are running, so that an appending batch needs no status check in its INSERT (about a
-third of its cost). The invariant: a run in `running` is running in the database. Every status change happens
-under the write lock, through the run service, which calls `not_running` before a run stops running and
-`now_running` once it is; a run not known here is checked by the database as before.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ class SummaryCache:
     def __init__(self) -> None:
         self._stats: dict[str, RunStats] = {}
         self._generation: dict[str, int] = {}
-        self._running: set[str] = set()
         self._lock = threading.Lock()
 
     def get_many(self, run_ids: list[str], compute: Callable[[list[str]], dict[str, RunStats]]) -> dict[str, RunStats]:
@@ -48,18 +42,6 @@ class SummaryCache:
         """A new run (committed), which has no points yet: no need to look for them."""
         with self._lock:
             self._stats.setdefault(run_id, {})
-
-    def is_running(self, run_id: str) -> bool:
-        with self._lock:
-            return run_id in self._running
-
-    def now_running(self, run_id: str) -> None:
-        with self._lock:
-            self._running.add(run_id)
-
-    def not_running(self, run_id: str) -> None:
-        with self._lock:
-            self._running.discard(run_id)
 
     def appended(self, run_id: str, fresh: RunStats) -> None:
         """Points that all come after the run's stored ones were committed."""
