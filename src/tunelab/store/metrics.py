@@ -268,7 +268,3 @@ def history_downsampled_json(
         },
     ).fetchall()
     return {run_id: text for run_id, text in rows}
-
-
-def delete_for_run(con: Connection, run_id: str) -> None:
-    con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
