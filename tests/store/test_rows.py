@@ -23,7 +23,7 @@ def experiment(name: str) -> Experiment:
 
 
 def test_a_row_is_loaded_once_then_served_from_memory() -> None:
-    rows = Rows({})
+    rows = Rows({}, {})
     loads: list[str] = []
 
     def load(eid: str) -> Experiment:
@@ -39,7 +39,7 @@ def test_a_row_is_loaded_once_then_served_from_memory() -> None:
 
 
 def test_a_load_that_a_write_raced_past_is_answered_but_not_kept() -> None:
-    rows = Rows({})
+    rows = Rows({}, {})
 
     def stale_load(eid: str) -> Experiment:
         rows.experiment_changed(eid)  # a write commits while this read is in the database
@@ -50,7 +50,7 @@ def test_a_load_that_a_write_raced_past_is_answered_but_not_kept() -> None:
 
 
 def test_a_run_load_that_a_write_raced_past_is_not_kept() -> None:
-    rows = Rows({})
+    rows = Rows({}, {})
     old = Run(
         id="run-1", experiment_id="exp-1", name="r", status=RunStatus.RUNNING, training_type=None, external=True,
         config={}, inputs={}, error=None, adapter_id=None, final_loss=None, metrics_summary={},

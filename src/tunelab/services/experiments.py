@@ -29,6 +29,7 @@ from tunelab.store import artifacts as artifact_store
 from tunelab.store import experiments as store
 from tunelab.store import runs as run_store
 from tunelab.store.db import Connection, Database
+from tunelab.store.row_journal import RowWrite
 
 
 def new_id(prefix: str) -> str:
@@ -51,7 +52,12 @@ def require(con: Connection, experiment_id: str) -> Experiment:
 def cached(db: Database, con: Connection, experiment_id: str) -> Experiment:
     """The experiment as stored, from memory (read through `con` the first time), or 404. Under the write lock this
     is the database itself; a write block reads through `require` what it changed itself."""
-    experiment = db.rows.experiment(experiment_id, lambda eid: store.get(con, eid))
+
+    def load(eid: str) -> Experiment | None:
+        db.flush_rows()  # never needed while caches hold what the row journal holds; cheap when it is empty
+        return store.get(con, eid)
+
+    experiment = db.rows.experiment(experiment_id, load)
     if experiment is None:
         raise not_found(experiment_id)
     return experiment
@@ -59,7 +65,12 @@ def cached(db: Database, con: Connection, experiment_id: str) -> Experiment:
 
 def cached_runs(db: Database, con: Connection, run_ids: list[str]) -> dict[str, Run]:
     """The existing runs of `run_ids` as stored, from memory (those not there read through `con` in one query)."""
-    return db.rows.runs(run_ids, lambda missing: run_store.get_many(con, missing))
+
+    def load(missing: list[str]) -> list[Run]:
+        db.flush_rows()
+        return run_store.get_many(con, missing)
+
+    return db.rows.runs(run_ids, load)
 
 
 def runs_of(db: Database, con: Connection, experiment_id: str) -> list[Run]:
@@ -89,6 +100,11 @@ def parse_status(status: str) -> ExperimentStatus:
         ) from None  # fmt: skip
 
 
+def id_taken(experiment_id: str) -> Conflict:
+    return Conflict(f"Experiment id {experiment_id!r} is taken", code="experiment_exists",
+                    details={"experiment_id": experiment_id})  # fmt: skip
+
+
 def name_taken(name: str, owner: str) -> Conflict:
     return Conflict(f"An experiment named {name!r} already exists", code="experiment_name_taken",
                     details={"name": name, "experiment_id": owner})  # fmt: skip
@@ -109,19 +125,32 @@ class ExperimentService:
             inputs=data.inputs, outputs={}, provenance=prov, execution=Execution(), best_metrics={},
             metric_goals=data.metric_goals, run_count=0, created_at=prov.created_at, updated_at=utcnow(),
         )  # fmt: skip
-        # The answer is built before anything is written. Without inputs the insert is the only write, so it
-        # needs no transaction of its own (a small write costs about half as much without BEGIN and COMMIT),
-        # and it checks the name itself: one statement.
-        with self.db.transaction() if data.inputs else self.db.write() as con:
+        # The answer is built before anything is written. Without inputs the experiment is one row, checked against
+        # the ids and names in memory and written through the row journal; inputs are checked and linked in DuckDB.
+        if not data.inputs:
+            with self.db.write(behind=True):
+                if self.db.rows.experiment_exists(experiment.id):
+                    raise id_taken(experiment.id)
+                owner = self.db.rows.experiment_named(experiment.name)
+                if owner is not None:
+                    raise name_taken(experiment.name, owner)
+                self.db.journal_rows([RowWrite("experiments", experiment.id, store.insert_values(_row(experiment)),
+                                               insert=True)])  # fmt: skip
+                self._created(experiment)
+            return experiment
+        with self.db.transaction() as con:
             require_artifacts(con, [aid for ids in data.inputs.values() for aid in ids])
             try:
                 inserted = store.insert(con, _row(experiment))
             except duckdb.ConstraintException:
-                raise Conflict(f"Experiment id {experiment.id!r} is taken", code="experiment_exists",
-                               details={"experiment_id": experiment.id}) from None  # fmt: skip
+                raise id_taken(experiment.id) from None
             if not inserted:
                 raise name_taken(experiment.name, store.name_owner(con, experiment.name) or "")
+            self.db.after_commit(lambda: self._created(experiment))
         return experiment
+
+    def _created(self, experiment: Experiment) -> None:
+        self.db.rows.experiment_created(experiment)
 
     def get(self, experiment_id: str) -> Experiment:
         with self.db.read() as con:
@@ -170,6 +199,8 @@ class ExperimentService:
             if fields:
                 store.update(con, experiment_id, {**fields, "updated_at": utcnow()})
                 self._changed(experiment_id)
+                if "name" in fields:
+                    self.db.after_commit(lambda: self.db.rows.named(experiment_id, fields["name"]))
             return self._derived(con, [require(con, experiment_id)])[0]
 
     def archive(self, experiment_id: str) -> Experiment:
@@ -263,6 +294,18 @@ def _row(experiment: Experiment) -> dict[str, Any]:
         "git_dirty": prov.git_dirty, "engine_version": prov.engine_version, "created_at": experiment.created_at,
         "updated_at": experiment.updated_at,
     }  # fmt: skip
+
+
+def with_fields(experiment: Experiment, fields: dict[str, Any]) -> Experiment:
+    """The experiment as it is once `fields` (execution_fields' columns) are written."""
+    status = ExperimentStatus(fields.get("status", experiment.status))
+    execution = experiment.execution.model_copy(
+        update={k: fields[k] for k in ("started_at", "completed_at", "duration_ms", "error") if k in fields}
+    )
+    return experiment.model_copy(update={
+        "status": status, "archived": status is ExperimentStatus.ARCHIVED, "execution": execution,
+        "updated_at": fields.get("updated_at", experiment.updated_at),
+    })  # fmt: skip
 
 
 def execution_fields(started: datetime | None, target: ExperimentStatus, error: str | None) -> dict[str, object]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import duckdb
-
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, settled_status
+from tunelab.domain.experiments import ExperimentStatus, RunOutcome, settled_status
 from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
     MetricBatch,
@@ -30,13 +28,15 @@ from tunelab.domain.runs import (
     RunStatusUpdate,
 )
 from tunelab.errors import BadRequest, Conflict, NotFound, Unprocessable
-from tunelab.services.experiments import cached, cached_runs, execution_fields, new_id
+from tunelab.services.experiments import cached, cached_runs, execution_fields, new_id, with_fields
 from tunelab.services.summaries import run_stats, with_summary
 from tunelab.store import experiments as experiment_store
 from tunelab.store import metrics as metric_store
 from tunelab.store import runs as store
 from tunelab.store.db import Connection, Database
 from tunelab.store.journal import Entry
+from tunelab.store.row_journal import RowWrite
+from tunelab.store.tiles import decimated_json, tile_shift
 
 MAX_COMPARE = 20
 MAX_HISTORY_RUNS = 100
@@ -62,13 +62,11 @@ class RunService:
     def create(self, experiment_id: str, data: RunCreate) -> Run:
         """Create a run; a run of an outside engine (`external`) starts running, and so does its experiment.
 
-        A sweep's later runs cost one insert: the experiment is known in memory, the unique index on (experiment,
-        name) checks the name, and only a run that starts its experiment writes the experiment too, in a
-        transaction with the run.
+        The experiment and its runs' names are known in memory, so the run (and the experiment it starts) is written
+        through the row journal: durable at once, in DuckDB within moments (store/row_journal.py).
         """
-        with self.db.write() as con:
+        with self.db.write(behind=True) as con:
             experiment = cached(self.db, con, experiment_id)
-            run_count = len(self.db.rows.runs_of([experiment_id]).get(experiment_id, []))
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
@@ -81,34 +79,30 @@ class RunService:
                     '{"external": true}',
                     code="training_unavailable",
                 )
-            now = utcnow()
-            run = self._new_run(experiment_id, data, data.name or f"run-{run_count + 1}", now)
-            starting = experiment.status is not ExperimentStatus.RUNNING
-            try:
-                self._insert(con, run, experiment if starting else None)
-            except duckdb.ConstraintException:
+            taken = self.db.rows.run_names(experiment_id, lambda: self._stored_names(con, experiment_id))
+            name = data.name or f"run-{len(self.db.rows.runs_of([experiment_id]).get(experiment_id, [])) + 1}"
+            if name in taken:
                 if data.name:
-                    raise Conflict(f"Experiment already has a run named {run.name!r}", code="run_name_taken",
-                                   details={"name": run.name}) from None  # fmt: skip
-                # run-{count+1} was taken (by a run named so by hand): the next free run-N.
-                run = run.model_copy(update={"name": next_run_name(store.names_for_experiment(con, experiment_id))})
-                self._insert(con, run, experiment if starting else None)
-            self.db.after_commit(lambda: self._created(run))
+                    raise Conflict(f"Experiment already has a run named {name!r}", code="run_name_taken",
+                                   details={"name": name})  # fmt: skip
+                name = next_run_name(taken)  # run-{count+1} was taken (by a run named so by hand)
+            run = self._new_run(experiment_id, data, name, utcnow())
+            writes = [RowWrite("runs", run.id, store.insert_values(_row(run)), insert=True)]
+            started = None
+            if experiment.status is not ExperimentStatus.RUNNING:
+                fields = execution_fields(experiment.execution.started_at, ExperimentStatus.RUNNING, None)
+                writes.append(RowWrite("experiments", experiment.id, experiment_store.update_values(fields)))
+                started = with_fields(experiment, fields)
+            self.db.journal_rows(writes)
+            self.db.rows.created(run)
+            self.db.summaries.created(run.id)
+            if started is not None:
+                self.db.rows.put_experiment(started)
         return run
 
-    def _created(self, run: Run) -> None:
-        self.db.rows.created(run)
-        self.db.summaries.created(run.id)
-
-    def _insert(self, con: Connection, run: Run, starts: Experiment | None) -> None:
-        if starts is None:
-            store.insert(con, _row(run))
-            return
-        with self.db.transaction():
-            store.insert(con, _row(run))
-            started = starts.execution.started_at
-            experiment_store.update(con, starts.id, execution_fields(started, ExperimentStatus.RUNNING, None))
-            self.db.after_commit(lambda: self.db.rows.experiment_changed(starts.id))
+    def _stored_names(self, con: Connection, experiment_id: str) -> set[str]:
+        self.db.flush_rows()
+        return store.names_for_experiment(con, experiment_id)
 
     @staticmethod
     def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime) -> Run:
@@ -129,11 +123,11 @@ class RunService:
     def set_status(self, run_id: str, update: RunStatusUpdate) -> Run:
         """End a run (or start a pending one); the experiment settles once every run has ended.
 
-        Ending one run of several is one update: the run, its experiment and its siblings' statuses are known in
-        memory; only the run that ends the experiment writes the experiment too, in a transaction with the run.
+        The run, its experiment and its siblings' statuses are known in memory, so the run (and the experiment it
+        settles) is written through the row journal, as one atomic group.
         """
         now = utcnow()
-        with self.db.write() as con:
+        with self.db.write(behind=True) as con:
             self.db.flush_metrics([run_id])  # the points a run took come before its end
             run = require_run(self.db, con, run_id)
             experiment = cached(self.db, con, run.experiment_id)
@@ -163,15 +157,14 @@ class RunService:
                             for r in cached_runs(self.db, con, siblings).values()}  # fmt: skip
                 outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
                 settled = settled_status(outcomes.values())
-            if settled is None:
-                store.update(con, run_id, fields)
-            else:
-                with self.db.transaction():
-                    store.update(con, run_id, fields)
-                    started = experiment.execution.started_at
-                    experiment_store.update(con, experiment.id, execution_fields(started, *settled))
-                    self.db.after_commit(lambda: self.db.rows.experiment_changed(experiment.id))
-            self.db.after_commit(lambda: self.db.rows.put_run(answer))
+            writes = [RowWrite("runs", run_id, store.update_values(fields))]
+            if settled is not None:
+                experiment_fields = execution_fields(experiment.execution.started_at, *settled)
+                writes.append(RowWrite("experiments", experiment.id, experiment_store.update_values(experiment_fields)))
+            self.db.journal_rows(writes)
+            self.db.rows.put_run(answer)
+            if settled is not None:
+                self.db.rows.put_experiment(with_fields(experiment, experiment_fields))
             return answer
 
     def cancel(self, run_id: str) -> Run:
@@ -205,6 +198,7 @@ class RunService:
                                            [points.steps[i] for i in stored])  # fmt: skip
                 metric_store.insert_points(con, run_id, points, utcnow())
             self.db.summaries.forget(run_id)
+            self.db.tiles.forget(run_id)
         return len(points)
 
     def _require_running(self, con: Connection, run_id: str) -> None:
@@ -253,10 +247,14 @@ class RunService:
                     if total > limit:
                         next_after[key] = last
             sparse = {k: spans[k] for k in spans if k not in dense}
-            if sparse and max_points:
-                for key, (text, _) in metric_store.downsampled_json(
-                    con, run_id, sparse, max(1, max_points // 2)
-                ).items():
+            buckets = max(1, (max_points or 0) // 2)
+            shifts = {k: tile_shift(*sparse[k], buckets) if after_step is None else None for k in sparse}
+            for key, shift in shifts.items():  # long series read whole: from their tiles (store/tiles.py)
+                if shift is not None:
+                    series[key] = decimated_json(self.db.tiles.tiles(con, run_id, key), shift)[0]
+            raw = {k: span for k, span in sparse.items() if shifts[k] is None}
+            if raw and max_points:
+                for key, (text, _) in metric_store.downsampled_json(con, run_id, raw, buckets).items():
                     series[key] = text
         head = {
             "run_id": run_id,

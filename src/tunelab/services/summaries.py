@@ -45,7 +45,12 @@ def run_stats(db: Database, con: Connection, run_ids: list[str]) -> dict[str, Ru
     """Stats per existing run among `run_ids`, computed through `con` for runs not yet in memory."""
     if not run_ids:
         return {}
-    return db.summaries.get_many(run_ids, lambda missing: metric_store.run_stats(con, missing))
+
+    def load(missing: list[str]) -> dict[str, RunStats]:
+        db.flush_rows()  # the stats join the runs table: rows still in the row journal must be there
+        return metric_store.run_stats(con, missing)
+
+    return db.summaries.get_many(run_ids, load)
 
 
 def with_summary(run: Run, stats: RunStats, goals: dict[str, MetricGoal]) -> Run:

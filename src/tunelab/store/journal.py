@@ -18,13 +18,16 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from tunelab.domain.metrics import MetricColumns
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FLUSH_AFTER = 0.05  # seconds a batch may wait in the journal
 FLUSH_POINTS = 20_000  # or this many points
@@ -44,7 +47,7 @@ def _line(entry: Entry) -> bytes:
         "stamps": [stamp.isoformat() if stamp else None for stamp in batch.stamps],
         "default_ts": entry.default_ts.isoformat(),
     }  # fmt: skip
-    return (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _entry(line: bytes) -> Entry:
@@ -54,35 +57,58 @@ def _entry(line: bytes) -> Entry:
     return Entry(record["run_id"], batch, datetime.fromisoformat(record["default_ts"]))
 
 
-class MetricJournal:
-    """The file and the entries it holds that DuckDB does not have yet. Callers hold the write lock."""
+class SyncedLines:
+    """An append-only file of lines, each durable once `append` returns; emptied once what it held is applied."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.pending = self._read()
+        self.lines = self._read()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.points = sum(len(entry.batch) for entry in self.pending)
-        self.since = time.monotonic()  # when the oldest pending entry came
 
-    def _read(self) -> list[Entry]:
+    def _read(self) -> list[bytes]:
         try:
             lines = self.path.read_bytes().split(b"\n")
         except FileNotFoundError:
             return []
-        entries = []
-        for number, line in enumerate(lines[:-1], start=1):  # the part after the last newline was never synced
-            try:
-                entries.append(_entry(line))
-            except (ValueError, KeyError, TypeError):
-                log.error("metric journal %s: line %d is not an entry; skipped", self.path, number)
-        if lines[-1]:
-            log.warning("metric journal %s: a batch cut short by a crash (never acknowledged) is skipped", self.path)
-        return entries
+        if lines[-1]:  # the part after the last newline was never synced, so never acknowledged
+            log.warning("journal %s: a write cut short by a crash (never acknowledged) is skipped", self.path)
+        return lines[:-1]
+
+    def append(self, line: bytes) -> None:
+        os.write(self._fd, line + b"\n")
+        os.fdatasync(self._fd)
+
+    def truncate(self) -> None:
+        os.ftruncate(self._fd, 0)
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def parsed(file: SyncedLines, parse: Callable[[bytes], T]) -> list[T]:
+    """The file's lines as entries; a line that is not one is logged and skipped."""
+    entries = []
+    for number, line in enumerate(file.lines, start=1):
+        try:
+            entries.append(parse(line))
+        except (ValueError, KeyError, TypeError):
+            log.error("journal %s: line %d is not an entry; skipped", file.path, number)
+    return entries
+
+
+class MetricJournal:
+    """The file and the entries it holds that DuckDB does not have yet. Callers hold the write lock."""
+
+    def __init__(self, path: Path):
+        self.file = SyncedLines(path)
+        self.pending = parsed(self.file, _entry)
+        self.points = sum(len(entry.batch) for entry in self.pending)
+        self.since = time.monotonic()  # when the oldest pending entry came
 
     def append(self, entry: Entry) -> None:
         """Write and sync the entry; once this returns, the batch is durable."""
-        os.write(self._fd, _line(entry))
-        os.fdatasync(self._fd)
+        self.file.append(_line(entry))
         if not self.pending:
             self.since = time.monotonic()
         self.pending = [*self.pending, entry]  # a new list: readers look at it without the lock
@@ -90,10 +116,9 @@ class MetricJournal:
 
     def applied(self) -> None:
         """Every pending entry is committed to DuckDB: empty the file."""
-        os.ftruncate(self._fd, 0)
-        os.fdatasync(self._fd)
+        self.file.truncate()
         self.pending = []
         self.points = 0
 
     def close(self) -> None:
-        os.close(self._fd)
+        self.file.close()

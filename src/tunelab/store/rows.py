@@ -9,7 +9,11 @@ stale row, so each write bumps the row's generation and a loaded row is kept onl
 Under the write lock the cache is exactly the database: writes are serialised there and tell it before letting go.
 
 Each experiment's run ids are known too, loaded whole when the database opens and added to as runs are created
-(runs are never deleted or moved): list pages need them for run counts and best metrics.
+(runs are never deleted or moved): list pages need them for run counts and best metrics. So are every experiment's
+name (names are unique) and, once asked for, each experiment's run names (unique per experiment): the small writes
+that go through the row journal (store/row_journal.py) check them here, without asking DuckDB.
+A row written through the row journal is put here whole when it is journaled (`put_experiment`, `put_run`), and
+nothing is ever evicted, so a row that DuckDB does not have yet is always found here.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from tunelab.domain.runs import Run
 
 
 class Rows:
-    def __init__(self, runs_by_experiment: dict[str, list[str]]) -> None:
+    def __init__(self, runs_by_experiment: dict[str, list[str]], experiment_names: dict[str, str]) -> None:
         self._experiments: dict[str, Experiment] = {}
+        self._names = dict(experiment_names)  # experiment id -> name
+        self._owners = {name: eid for eid, name in experiment_names.items()}
+        self._run_names: dict[str, set[str]] = {}  # experiment id -> its runs' names, once asked for
         self._runs: dict[str, Run] = {}
         self._runs_of = runs_by_experiment
         self._generation: dict[str, int] = {}
@@ -68,7 +75,50 @@ class Rows:
         """A run was inserted and committed."""
         with self._lock:
             self._runs_of.setdefault(run.experiment_id, []).append(run.id)
+            if run.experiment_id in self._run_names:
+                self._run_names[run.experiment_id].add(run.name)
         self.put_run(run)
+
+    def run_names(self, experiment_id: str, load: Callable[[], set[str]]) -> set[str]:
+        """The names of the experiment's runs; `load` reads them the first time. Callers hold the write lock."""
+        with self._lock:
+            names = self._run_names.get(experiment_id)
+        if names is None:
+            names = load()
+            with self._lock:
+                self._run_names[experiment_id] = names
+        return set(names)
+
+    def experiment_named(self, name: str) -> str | None:
+        """The id of the experiment that has this name."""
+        with self._lock:
+            return self._owners.get(name)
+
+    def experiment_exists(self, experiment_id: str) -> bool:
+        with self._lock:
+            return experiment_id in self._names
+
+    def named(self, experiment_id: str, name: str) -> None:
+        """An experiment was created with this name, or renamed to it."""
+        with self._lock:
+            old = self._names.get(experiment_id)
+            if old is not None and self._owners.get(old) == experiment_id:
+                del self._owners[old]
+            self._names[experiment_id] = name
+            self._owners[name] = experiment_id
+
+    def experiment_created(self, experiment: Experiment) -> None:
+        """A new experiment (so without runs) was written."""
+        self.named(experiment.id, experiment.name)
+        with self._lock:
+            self._run_names[experiment.id] = set()
+        self.put_experiment(experiment)
+
+    def put_experiment(self, experiment: Experiment) -> None:
+        """The experiment as it is stored now (or as the row journal will store it)."""
+        with self._lock:
+            self._generation[experiment.id] = self._generation.get(experiment.id, 0) + 1
+            self._experiments[experiment.id] = experiment
 
     def put_run(self, run: Run) -> None:
         """The run as it is stored now (its metric summary is not kept: reads add it)."""
