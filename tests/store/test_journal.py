@@ -206,3 +206,20 @@ def test_kill_9_of_the_server_during_ingest_loses_no_acknowledged_batch(tmp_path
     assert set(acknowledged) <= set(steps)  # every acknowledged batch is there, once
     assert steps == sorted(set(steps))
     assert len(acknowledged) >= 300 and got["summary"]["loss"]["count"] == len(steps)
+
+
+def test_flushes_racing_from_many_threads_insert_each_batch_once(settings: Settings) -> None:
+    db = Database(settings.db_path, flush_after=3600)
+    services = Services.build(db)
+    run_id = running_run(services)
+    for round_ in range(5):
+        for step in range(round_ * 10, round_ * 10 + 10):
+            services.runs.ingest(run_id, batch(step))
+        racers = [threading.Thread(target=db.flush_metrics) for _ in range(8)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+
+    assert len(stored(db, run_id)) == 2 * 50  # every point once: a flush that lost the race finds nothing waiting
+    db.close()

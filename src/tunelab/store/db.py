@@ -194,13 +194,14 @@ class Database:
         pending = self.journal.pending  # no lock needed to see that nothing waits: a list swapped, never mutated
         if not pending or (run_ids is not None and not any(entry.run_id in run_ids for entry in pending)):
             return
-        with self.transaction() as con:
+        with self._lock:  # held until the journal is emptied: else another flush could insert the same entries
             if not self.journal.pending:
                 return
             from tunelab.store.metrics import insert_entries
 
-            insert_entries(con, self.journal.pending)
-        self.journal.applied()
+            with self.transaction() as con:
+                insert_entries(con, self.journal.pending)
+            self.journal.applied()
 
     def _flush_soon(self) -> None:
         with self._lock:
