@@ -221,36 +221,56 @@ def big_batches(client: httpx.Client, experiment: str, repeats: int) -> float:
     return 10_000 / (median_ms(post, repeats) / 1000)
 
 
-def _reader(url: str, paths: list[str], first: int, stop: float) -> list[float]:
+def _paced(stop: float, period: float | None, request: Callable[[int], None]) -> list[float]:
+    """Latencies of `request(i)` until `stop`: back to back (period None), or one due every `period` seconds on a
+    fixed schedule, each timed from when it was due (a late one counts its wait: no coordinated omission)."""
     samples = []
-    with httpx.Client(base_url=url, timeout=30) as client:
-        i = first
-        while time.time() < stop:
-            start = time.perf_counter()
-            check(client.get(paths[i % len(paths)]))
-            samples.append((time.perf_counter() - start) * 1000)
-            i += 1
+    i = 0
+    due = time.perf_counter()
+    while time.time() < stop:
+        if period is not None:
+            time.sleep(max(0.0, due - time.perf_counter()))
+        start = time.perf_counter() if period is None else due
+        request(i)
+        samples.append((time.perf_counter() - start) * 1000)
+        due += period or 0.0
+        i += 1
     return samples
 
 
-def _writer(url: str, run_id: str, stop: float) -> list[float]:
-    samples = []
+def _reader(url: str, paths: list[str], first: int, stop: float, period: float | None) -> list[float]:
     with httpx.Client(base_url=url, timeout=30) as client:
-        step = 0
-        while time.time() < stop:
+
+        def get(i: int) -> None:
+            check(client.get(paths[(first + i) % len(paths)]))
+
+        return _paced(stop, period, get)
+
+
+def _writer(url: str, run_id: str, stop: float, period: float | None) -> list[float]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        def post(step: int) -> None:
             points = [
                 {"key": k, "value": 1.0 / (step + 1), "step": step} for k in ("loss", "learning_rate", "grad_norm")
             ]
-            start = time.perf_counter()
             check(client.post(f"/api/runs/{run_id}/metrics", json={"points": points}))
-            samples.append((time.perf_counter() - start) * 1000)
-            step += 1
-    return samples
+
+        return _paced(stop, period, post)
 
 
-def concurrent(url: str, experiment: str, read_paths: list[str], seconds: float) -> dict[str, Any]:
+def concurrent(
+    url: str,
+    experiment: str,
+    read_paths: list[str],
+    seconds: float,
+    read_every: float | None = None,
+    write_every: float | None = None,
+) -> dict[str, Any]:
     """4 readers and 4 writers (3-point batches, each on its own run) at once for `seconds`, each client in a
-    process of its own, so that the clients' own Python does not queue them behind one another."""
+    process of its own, so that the clients' own Python does not queue them behind one another. Back to back
+    (closed loop: the latency is the server's queue at saturation, 8 requests / its throughput), or each client at
+    its own pace: readers polling every `read_every` s, writers logging a step every `write_every` s."""
     import multiprocessing
 
     with httpx.Client(base_url=url, timeout=30) as setup:
@@ -258,12 +278,15 @@ def concurrent(url: str, experiment: str, read_paths: list[str], seconds: float)
                 for _ in range(4)]  # fmt: skip
     stop = time.time() + 2 + seconds  # wall clock: shared by the processes; 2 s to start them
     with multiprocessing.get_context("fork").Pool(8) as pool:
-        readers = [pool.apply_async(_reader, (url, read_paths, n, stop)) for n in range(4)]
-        writers = [pool.apply_async(_writer, (url, run, stop)) for run in runs]
+        readers = [pool.apply_async(_reader, (url, read_paths, n, stop, read_every)) for n in range(4)]
+        writers = [pool.apply_async(_writer, (url, run, stop, write_every)) for run in runs]
         reads = [x for job in readers for x in job.get()]
         writes = [x for job in writers for x in job.get()]
     return {
         "clients": 8,
+        "pace": "closed loop" if read_every is None else
+                f"each reader every {read_every * 1000:g} ms, each writer every {write_every * 1000:g} ms",  # type: ignore[operator]
+        "requests_per_s": round((len(reads) + len(writes)) / seconds),
         "reads": {"count": len(reads), "p50_ms": round(statistics.median(reads), 2), "p95_ms": round(p95(reads), 2)},
         "ingest": {"count": len(writes), "p50_ms": round(statistics.median(writes), 2),
                    "p95_ms": round(p95(writes), 2)},
@@ -322,6 +345,7 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
             "downsampled_history_http_ms": {
                 "points": args.history_points,
                 "max_points": 1000,
+                "first_ms": round(timings_ms(lambda: check(client.get(downsampled)), 1)[0], 2),  # tiles computed
                 "ms": round(median_ms(lambda: check(client.get(downsampled)), args.repeats * 4), 2),
             },
             "list_first_page_http_ms": round(
@@ -334,6 +358,8 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
     reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{small_run}",
              f"/api/runs/{small_run}/metrics?key=metric_3"]  # fmt: skip
     figures["concurrent_8_clients"] = concurrent(url, experiment, reads, args.concurrent_seconds)
+    # Paced as people and training loops are: pages polling 20 times a second, loops logging 50 steps a second.
+    figures["concurrent_8_clients_paced"] = concurrent(url, experiment, reads, args.concurrent_seconds, 0.05, 0.02)
     whole = f"/api/runs/{seeded['big_run']}/metrics?key=metric_0&limit={args.history_points}"
     figures["writes_during_whole_1m_point_reads"] = writes_during_big_reads(
         url, experiment, whole, args.concurrent_seconds

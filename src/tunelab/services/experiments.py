@@ -63,6 +63,17 @@ def cached(db: Database, con: Connection, experiment_id: str) -> Experiment:
     return experiment
 
 
+def cached_experiments(db: Database, con: Connection, experiment_ids: list[str]) -> list[Experiment]:
+    """The experiments of `experiment_ids` in that order, from memory (those not there read in one query)."""
+
+    def load(missing: list[str]) -> list[Experiment]:
+        db.flush_rows()
+        return store.get_many(con, missing)
+
+    found = db.rows.experiments(experiment_ids, load)
+    return [found[eid] for eid in experiment_ids if eid in found]
+
+
 def cached_runs(db: Database, con: Connection, run_ids: list[str]) -> dict[str, Run]:
     """The existing runs of `run_ids` as stored, from memory (those not there read through `con` in one query)."""
 
@@ -171,8 +182,8 @@ class ExperimentService:
         if flt.status:
             parse_status(flt.status)
         with self.db.read() as con:
-            items, total = store.list_page(con, flt)
-            items = self._derived(con, items)
+            ids, total = store.list_page(con, flt)
+            items = self._derived(con, cached_experiments(self.db, con, ids))
         return Page(items=items, total=total, page=flt.page, page_size=flt.limit or flt.page_size)
 
     def runs_page(self, experiment_id: str, page: int, page_size: int) -> Page[Run]:
@@ -258,13 +269,13 @@ class ExperimentService:
 
     def find_by_input_artifacts(self, artifact_ids: list[str]) -> list[Experiment]:
         with self.db.read() as con:
-            items, _ = store.find_by_input_artifacts(con, artifact_ids)
-            return self._derived(con, items)
+            ids, _ = store.find_by_input_artifacts(con, artifact_ids)
+            return self._derived(con, cached_experiments(self.db, con, ids))
 
     def find_page_by_input_artifacts(self, artifact_ids: list[str], page: int, page_size: int) -> Page[Experiment]:
         with self.db.read() as con:
-            items, total = store.find_by_input_artifacts(con, artifact_ids, page_size, (page - 1) * page_size)
-            items = self._derived(con, items)
+            ids, total = store.find_by_input_artifacts(con, artifact_ids, page_size, (page - 1) * page_size)
+            items = self._derived(con, cached_experiments(self.db, con, ids))
         return Page(items=items, total=total, page=page, page_size=page_size)
 
     def _changed(self, experiment_id: str) -> None:

@@ -100,8 +100,8 @@ def name_owner(con: Connection, name: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment], int]:
-    """One page of the experiments that match, and how many match."""
+def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[str], int]:
+    """The ids of one page of the experiments that match, and how many match."""
     where, params = _where(flt)
     size = flt.limit or flt.page_size
     offset = 0 if flt.limit else (flt.page - 1) * size
@@ -110,8 +110,8 @@ def list_page(con: Connection, flt: ExperimentFilter) -> tuple[list[Experiment],
 
 def find_by_input_artifacts(
     con: Connection, artifact_ids: list[str], limit: int | None = None, offset: int = 0
-) -> tuple[list[Experiment], int]:
-    """Experiments that declared any of the artifacts as an input, newest first, and how many there are."""
+) -> tuple[list[str], int]:
+    """The ids of experiments that declared any of the artifacts as an input, newest first, and how many there are."""
     source = (
         "FROM experiments e WHERE e.id IN (SELECT experiment_id FROM experiment_artifacts "
         "WHERE direction = 'input' AND list_contains(?, artifact_id))"
@@ -121,15 +121,19 @@ def find_by_input_artifacts(
 
 def _paged(
     con: Connection, source: str, params: list[Any], order: str, limit: int | None, offset: int
-) -> tuple[list[Experiment], int]:
-    """Rows of `source` (FROM … WHERE …) on one page, and how many rows it has in all."""
-    rows = fetch_dicts(
-        con,
-        f"SELECT e.* {source} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*params, limit, offset],  # noqa: S608
-    )
-    total = total_of(con, len(rows), limit, offset, f"SELECT count(*) {source}", params)  # noqa: S608
-    return [_to_experiment(row) for row in rows], total
+) -> tuple[list[str], int]:
+    """The ids of the rows of `source` (FROM … WHERE …) on one page, and how many rows it has in all. Ids only: the
+    rows themselves are in memory (store/rows.py), and sorting whole rows to keep 50 costs three times as much."""
+    ids = [str(row[0]) for row in con.execute(f"SELECT e.id {source} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+                                              [*params, limit, offset]).fetchall()]  # fmt: skip
+    total = total_of(con, len(ids), limit, offset, f"SELECT count(*) {source}", params)  # noqa: S608
+    return ids, total
+
+
+def get_many(con: Connection, experiment_ids: list[str]) -> list[Experiment]:
+    """The experiments of `experiment_ids` that exist, as stored."""
+    rows = fetch_dicts(con, _SELECT + " WHERE list_contains(?, e.id)", [experiment_ids])
+    return [_to_experiment(row) for row in rows]
 
 
 def find_by_artifact(con: Connection, artifact_id: str) -> list[tuple[str, str]]:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from tunelab.domain.experiments import Experiment
 from tunelab.domain.runs import Run
+
+T = TypeVar("T", Experiment, Run)
 
 
 class Rows:
@@ -37,30 +40,34 @@ class Rows:
         self._lock = threading.Lock()
 
     def experiment(self, experiment_id: str, load: Callable[[str], Experiment | None]) -> Experiment | None:
-        with self._lock:
-            if experiment_id in self._experiments:
-                return self._experiments[experiment_id]
-            generation = self._generation.get(experiment_id, 0)
-        found = load(experiment_id)
-        if found is not None:
-            with self._lock:
-                if self._generation.get(experiment_id, 0) == generation:
-                    self._experiments[experiment_id] = found
-        return found
+        def load_one(ids: list[str]) -> list[Experiment]:
+            found = load(ids[0])
+            return [] if found is None else [found]
+
+        return self._many(self._experiments, [experiment_id], load_one).get(experiment_id)
 
     def runs(self, run_ids: list[str], load: Callable[[list[str]], list[Run]]) -> dict[str, Run]:
         """The existing ones of `run_ids`; `load` reads those not in memory, in one call."""
+        return self._many(self._runs, run_ids, load)
+
+    def experiments(
+        self, experiment_ids: list[str], load: Callable[[list[str]], list[Experiment]]
+    ) -> dict[str, Experiment]:
+        """The existing ones of `experiment_ids`; `load` reads those not in memory, in one call."""
+        return self._many(self._experiments, experiment_ids, load)
+
+    def _many(self, kept: dict[str, T], ids: list[str], load: Callable[[list[str]], list[T]]) -> dict[str, T]:
         with self._lock:
-            found = {rid: self._runs[rid] for rid in run_ids if rid in self._runs}
-            missing = [rid for rid in dict.fromkeys(run_ids) if rid not in found]
+            found = {rid: kept[rid] for rid in ids if rid in kept}
+            missing = [rid for rid in dict.fromkeys(ids) if rid not in found]
             generations = {rid: self._generation.get(rid, 0) for rid in missing}
         if missing:
             loaded = load(missing)
             with self._lock:
-                for run in loaded:
-                    found[run.id] = run
-                    if self._generation.get(run.id, 0) == generations[run.id]:
-                        self._runs[run.id] = run
+                for row in loaded:
+                    found[row.id] = row
+                    if self._generation.get(row.id, 0) == generations[row.id]:
+                        kept[row.id] = row
         return found
 
     def run(self, run_id: str, load: Callable[[list[str]], list[Run]]) -> Run | None:
