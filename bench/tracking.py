@@ -5,7 +5,8 @@ one key's history for 50 runs at 1,000,000 points.
 Through HTTP, against `tunelab serve` in its own process on loopback: the latency of each kind of small write
 (create experiment, create run, end run, a 3-point metric batch), per-step logging points/s from one client,
 10,000-point batches, the 50-run history of one key, a downsampled million-point history, the first list page,
-and p50/p95 latency of reads and of ingest while 8 clients (4 readers, 4 writers) run at once; then the API
+and p50/p95 latency of reads and of ingest while 8 clients (4 readers, 4 writers) run at once, back to back
+(saturation) and paced below it; then the API
 contract's schemathesis session (bench/contract.py) and its summary (requests, failures: target 0).
 Every timing is a median (and p95 where said) of many repeats; the machine is shared and noisy.
 """
@@ -358,8 +359,8 @@ def http_figures(url: str, seeded: dict[str, Any], args: argparse.Namespace) -> 
     reads = ["/api/experiments?page_size=50", f"/api/experiments/{experiment}", f"/api/runs/{small_run}",
              f"/api/runs/{small_run}/metrics?key=metric_3"]  # fmt: skip
     figures["concurrent_8_clients"] = concurrent(url, experiment, reads, args.concurrent_seconds)
-    # Paced as people and training loops are: pages polling 20 times a second, loops logging 50 steps a second.
-    figures["concurrent_8_clients_paced"] = concurrent(url, experiment, reads, args.concurrent_seconds, 0.05, 0.02)
+    # Paced below saturation: pages polling 10 times a second, training loops logging 20 steps a second.
+    figures["concurrent_8_clients_paced"] = concurrent(url, experiment, reads, args.concurrent_seconds, 0.1, 0.05)
     whole = f"/api/runs/{seeded['big_run']}/metrics?key=metric_0&limit={args.history_points}"
     figures["writes_during_whole_1m_point_reads"] = writes_during_big_reads(
         url, experiment, whole, args.concurrent_seconds
