@@ -11,8 +11,10 @@ from typing import Any
 import duckdb
 import pytest
 
+from tunelab.domain.experiments import ExperimentCreate
 from tunelab.domain.metrics import MetricColumns
 from tunelab.errors import StoreBusy
+from tunelab.services import Services
 from tunelab.store import Database, migrations
 from tunelab.store import metrics as metric_store
 
@@ -186,3 +188,13 @@ def test_metric_queries_do_not_use_a_run_key_index_so_none_is_kept(db: Database)
         for sql, params in queries:
             plan = _scan_types(con, sql, params)
             assert "Type: Sequential Scan" in plan and "Index Scan" not in plan, plan
+
+
+def test_an_in_memory_database_leaves_no_journal_files_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = Database(Path(":memory:"))
+    Services.build(db).experiments.create(ExperimentCreate(name="in memory"))
+
+    db.close()
+
+    assert list(tmp_path.iterdir()) == []  # it wrote ":memory:.metrics-journal" here before

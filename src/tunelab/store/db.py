@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,10 @@ class Database:
         self.path = path
         self.flush_after = flush_after  # how long a journal entry may wait for DuckDB (seconds)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # An in-memory database (a read of a database that does not exist) keeps its journals in a folder of its
+        # own, removed on close, not beside a file that is not there (":memory:.…" in the working directory).
+        self._scratch = tempfile.TemporaryDirectory(prefix="tunelab-") if str(path) == ":memory:" else None
+        journals = Path(self._scratch.name) / "memory" if self._scratch else path
         try:
             self._conn = duckdb.connect(str(path))
         except duckdb.IOException as exc:
@@ -61,7 +66,7 @@ class Database:
         from tunelab.store.row_journal import RowJournal
         from tunelab.store.summaries import SummaryCache
 
-        self.row_journal = RowJournal(path.with_name(path.name + ".rows-journal"))
+        self.row_journal = RowJournal(journals.with_name(journals.name + ".rows-journal"))
         self._apply_rows(replay=True)  # before migrating: the journal was written against the schema as it was
         migrate(self)
         from tunelab.store.experiments import names_by_id
@@ -73,7 +78,7 @@ class Database:
         self.tiles = TileCache()
         with self.read() as con:
             self.rows = Rows(ids_by_experiment(con), names_by_id(con))
-        self.journal = MetricJournal(path.with_name(path.name + ".metrics-journal"))
+        self.journal = MetricJournal(journals.with_name(journals.name + ".metrics-journal"))
         self._replay_journal()
         self._journal_waiting = threading.Condition(self._lock)
         self._flusher = threading.Thread(target=self._flush_soon, name="metric-journal", daemon=True)
@@ -250,6 +255,8 @@ class Database:
             self.journal.close()
             self.row_journal.close()
             self._conn.close()
+            if self._scratch is not None:
+                self._scratch.cleanup()
 
 
 def fetch_dicts(con: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
