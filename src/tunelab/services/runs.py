@@ -251,7 +251,7 @@ class RunService:
             shifts = {k: tile_shift(*sparse[k], buckets) if after_step is None else None for k in sparse}
             for key, shift in shifts.items():  # long series read whole: from their tiles (store/tiles.py)
                 if shift is not None:
-                    series[key] = decimated_json(self.db.tiles.tiles(con, run_id, key), shift)[0]
+                    series[key] = decimated_json(self.db.tiles.tiles(con, run_id, key), shift)
             raw = {k: span for k, span in sparse.items() if shifts[k] is None}
             if raw and max_points:
                 for key, (text, _) in metric_store.downsampled_json(con, run_id, raw, buckets).items():

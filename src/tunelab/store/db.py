@@ -81,7 +81,7 @@ class Database:
         self.journal = MetricJournal(journals.with_name(journals.name + ".metrics-journal"))
         self._replay_journal()
         self._journal_waiting = threading.Condition(self._lock)
-        self._flusher = threading.Thread(target=self._flush_soon, name="metric-journal", daemon=True)
+        self._flusher = threading.Thread(target=self._flush_soon, name="journals", daemon=True)
         self._flusher.start()
 
     @contextmanager

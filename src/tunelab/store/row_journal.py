@@ -27,6 +27,7 @@ from tunelab.store.db import Connection
 from tunelab.store.journal import SyncedLines, parsed
 
 TABLES = ("experiments", "runs")
+_KEYS = {"experiments": {"id"}, "runs": {"id", "experiment_id", "name"}}  # never changed by an update
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,6 @@ def apply(con: Connection, entries: list[list[RowWrite]], replay: bool = False) 
             _insert(con, table, columns, writes, replay)
         if not insert or replay:
             _update(con, table, [c for c in columns if c not in _KEYS[table]], writes)
-
-
-_KEYS = {"experiments": {"id"}, "runs": {"id", "experiment_id", "name"}}  # never changed by an update
 
 
 def _insert(con: Connection, table: str, columns: tuple[str, ...], writes: list[RowWrite], replay: bool) -> None:

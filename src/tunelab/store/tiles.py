@@ -1,8 +1,9 @@
 """Chart reads of long series from per-tile extremes kept in memory, so a million-point series is not scanned again
 at every poll.
 
-A tile is 64 consecutive steps of one run's key: its point count and its lowest and highest point. Decimating a series for a chart needs only the tiles: buckets of a power of two of tiles keep exactly the
-extremes that the same buckets of raw points keep. Tiles are computed from DuckDB when a series is first charted
+A tile is 64 consecutive steps of one run's key and its lowest and highest point. Decimating a series for a chart
+needs only the tiles: buckets of a power of two of tiles keep exactly the extremes that the same buckets of raw
+points keep. Tiles are computed from DuckDB when a series is first charted
 (one scan of its points) and kept; later reads scan only the points past the last complete tile, since points are
 appended at steps past the last stored one, and a write that replaces stored points forgets its run's tiles
 (`forget`). Tiles live in memory only, bounded by SERIES_KEPT series: nothing on disk to keep exact, and the write
@@ -21,7 +22,7 @@ from tunelab.store.db import Connection
 
 TILE_BITS = 6  # 64 steps a tile
 SERIES_KEPT = 64  # ~1 MB each for a million-point series
-_COLUMNS = ("tile", "n", "lo_step", "lo_value", "lo_us", "hi_step", "hi_value", "hi_us")
+_COLUMNS = ("tile", "lo_step", "lo_value", "lo_us", "hi_step", "hi_value", "hi_us")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ def tile_rows(con: Connection, run_id: str, key: str, from_step: int) -> Tiles:
     Among points of equal value any one may stand for the tile's extreme."""
     found = con.execute(
         f"""
-        SELECT tile, n, lo_value, lo.s AS lo_step, lo.u AS lo_us, hi_value, hi.s AS hi_step, hi.u AS hi_us FROM (
-            SELECT step >> {TILE_BITS} AS tile, count(*) AS n, min(value) AS lo_value, max(value) AS hi_value,
+        SELECT tile, lo_value, lo.s AS lo_step, lo.u AS lo_us, hi_value, hi.s AS hi_step, hi.u AS hi_us FROM (
+            SELECT step >> {TILE_BITS} AS tile, min(value) AS lo_value, max(value) AS hi_value,
                    arg_min({{'s': step, 'u': epoch_us(ts)}}, value) AS lo, arg_max({{'s': step, 'u': epoch_us(ts)}}, value) AS hi
             FROM metrics WHERE run_id = ? AND key = ? AND step >= ? GROUP BY tile
         ) ORDER BY tile
@@ -109,9 +110,9 @@ class TileCache:
                 del self._series[series]
 
 
-def decimated_json(tiles: Tiles, shift: int) -> tuple[str, int]:
+def decimated_json(tiles: Tiles, shift: int) -> str:
     """A JSON array of each bucket's lowest and highest point ({step, value, ts}, in step order), buckets of
-    2**shift tiles counted from the first; and the points they stand for."""
+    2**shift tiles counted from the first."""
     a = tiles.arrays
     bucket = (a["tile"] - a["tile"][0]) >> shift
     starts = _group_starts(bucket)
@@ -128,4 +129,4 @@ def decimated_json(tiles: Tiles, shift: int) -> tuple[str, int]:
         f'{{"step":{step},"value":{value!r},"ts":"{ts}Z"}}'
         for step, value, ts in zip(steps.tolist(), values.tolist(), times.tolist(), strict=True)
     )
-    return "[" + body + "]", int(a["n"].sum())
+    return "[" + body + "]"
