@@ -181,8 +181,16 @@ class ExperimentService:
     def list_page(self, flt: ExperimentFilter) -> Page[Experiment]:
         if flt.status:
             parse_status(flt.status)
+        # The artifact type filter also reads the artifacts table, whose writes do not move the listing generation.
+        query = None if flt.artifact_type else flt.model_dump_json()
+        generation, kept = self.db.rows.listing(query) if query else (0, None)
         with self.db.read() as con:
-            ids, total = store.list_page(con, flt)
+            if kept is not None:
+                ids, total = kept
+            else:
+                ids, total = store.list_page(con, flt)
+                if query:
+                    self.db.rows.keep_listing(query, generation, ids, total)
             items = self._derived(con, cached_experiments(self.db, con, ids))
         return Page(items=items, total=total, page=flt.page, page_size=flt.limit or flt.page_size)
 

@@ -224,6 +224,7 @@ class RunService:
         Each series holds the points after `after_step`, at most `limit` of them (`next_after_step` says where a
         cut series goes on); with `max_points`, each is instead decimated to at most that many points for a chart.
         """
+        generation = self.db.summaries.generation(run_id)  # before DuckDB is read: see store/texts.py
         self.db.flush_metrics([run_id])  # the journal's batches of the run, so that every acknowledged point is read
         with self.db.read() as con:
             run = require_run(self.db, con, run_id)
@@ -238,8 +239,15 @@ class RunService:
             next_after: dict[str, int] = {}
             # A series read whole (the common case) needs no numbering of its points to be cut at `limit`.
             whole = {k for k in dense if after_step is None and stats[k].count <= limit}
-            if whole:
-                series |= metric_store.whole_series_json(con, run_id, sorted(whole))
+            for key in whole:
+                text = self.db.texts.get(run_id, key, generation)
+                if text is not None:
+                    series[key] = text
+            if whole - series.keys():
+                read = metric_store.whole_series_json(con, run_id, sorted(whole - series.keys()))
+                for key, text in read.items():
+                    self.db.texts.keep(run_id, key, generation, text)
+                series |= read
             if dense - whole:
                 for key, (text, last, total) in metric_store.series_json(con, run_id, sorted(dense - whole),
                                                                          after_step, limit).items():  # fmt: skip

@@ -72,10 +72,12 @@ class Database:
         from tunelab.store.experiments import names_by_id
         from tunelab.store.rows import Rows
         from tunelab.store.runs import ids_by_experiment
+        from tunelab.store.texts import SeriesTexts
         from tunelab.store.tiles import TileCache
 
         self.summaries = SummaryCache()
         self.tiles = TileCache()
+        self.texts = SeriesTexts()
         with self.read() as con:
             self.rows = Rows(ids_by_experiment(con), names_by_id(con))
         self.journal = MetricJournal(journals.with_name(journals.name + ".metrics-journal"))

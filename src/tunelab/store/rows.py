@@ -14,18 +14,26 @@ name (names are unique) and, once asked for, each experiment's run names (unique
 that go through the row journal (store/row_journal.py) check them here, without asking DuckDB.
 A row written through the row journal is put here whole when it is journaled (`put_experiment`, `put_run`), and
 nothing is ever evicted, so a row that DuckDB does not have yet is always found here.
+
+List pages keep the ids they found (and the count) for each filter until any experiment row is written
+(`listing` and `keep_listing`): the SQL of a page reads only the experiments table, and every write of it tells
+this cache (after its commit, or after its row journal line is written), so a page polled while training runs log
+metrics asks DuckDB nothing. A page read while a write lands may be kept under the generation before that write;
+it is never answered, as the write moves the generation on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from tunelab.domain.experiments import Experiment
 from tunelab.domain.runs import Run
 
 T = TypeVar("T", Experiment, Run)
+LISTINGS_KEPT = 64
 
 
 class Rows:
@@ -37,6 +45,8 @@ class Rows:
         self._runs: dict[str, Run] = {}
         self._runs_of = runs_by_experiment
         self._generation: dict[str, int] = {}
+        self._listing_generation = 0  # moves on with every write of an experiment row
+        self._listings: OrderedDict[Hashable, tuple[int, list[str], int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def experiment(self, experiment_id: str, load: Callable[[str], Experiment | None]) -> Experiment | None:
@@ -69,6 +79,25 @@ class Rows:
                     if self._generation.get(row.id, 0) == generations[row.id]:
                         kept[row.id] = row
         return found
+
+    def listing(self, query: Hashable) -> tuple[int, tuple[list[str], int] | None]:
+        """The generation of the experiments table now, and the ids and count a list query found in it, if kept."""
+        with self._lock:
+            kept = self._listings.get(query)
+            if kept is not None and kept[0] == self._listing_generation:
+                self._listings.move_to_end(query)
+                return kept[0], (list(kept[1]), kept[2])
+            return self._listing_generation, None
+
+    def keep_listing(self, query: Hashable, generation: int, ids: list[str], total: int) -> None:
+        """What a list query found, read after `listing` answered `generation`."""
+        with self._lock:
+            if generation != self._listing_generation:
+                return
+            self._listings[query] = (generation, list(ids), total)
+            self._listings.move_to_end(query)
+            while len(self._listings) > LISTINGS_KEPT:
+                self._listings.popitem(last=False)
 
     def run(self, run_id: str, load: Callable[[list[str]], list[Run]]) -> Run | None:
         return self.runs([run_id], load).get(run_id)
@@ -113,6 +142,7 @@ class Rows:
                 del self._owners[old]
             self._names[experiment_id] = name
             self._owners[name] = experiment_id
+            self._listing_generation += 1
 
     def experiment_created(self, experiment: Experiment) -> None:
         """A new experiment (so without runs) was written."""
@@ -126,6 +156,7 @@ class Rows:
         with self._lock:
             self._generation[experiment.id] = self._generation.get(experiment.id, 0) + 1
             self._experiments[experiment.id] = experiment
+            self._listing_generation += 1
 
     def put_run(self, run: Run) -> None:
         """The run as it is stored now (its metric summary is not kept: reads add it)."""
@@ -139,3 +170,4 @@ class Rows:
         with self._lock:
             self._generation[experiment_id] = self._generation.get(experiment_id, 0) + 1
             self._experiments.pop(experiment_id, None)
+            self._listing_generation += 1

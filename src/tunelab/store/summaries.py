@@ -38,6 +38,11 @@ class SummaryCache:
                     self._stats[rid] = stats
         return found
 
+    def generation(self, run_id: str) -> int:
+        """How many writes of the run's points this process has seen: equal generations, equal points."""
+        with self._lock:
+            return self._generation.get(run_id, 0)
+
     def created(self, run_id: str) -> None:
         """A new run (committed), which has no points yet: no need to look for them."""
         with self._lock:
