@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import Request, Response
 from typer.testing import CliRunner
 
-from tunelab.api.app import create_app
+from tunelab.app import create_app
 from tunelab.cli import app
 from tunelab.client import remove_server_file, write_server_file
 from tunelab.config import Settings

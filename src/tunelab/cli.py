@@ -131,7 +131,7 @@ def _free_port_after(host: str, port: int) -> int:
 
 
 def _application(settings: Settings) -> FastAPI:
-    from tunelab.api.app import create_app
+    from tunelab.app import create_app
 
     try:
         return create_app(settings)

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tunelab.api.app import create_app
+from tunelab.app import create_app
 from tunelab.config import Settings
 
 _serial = itertools.count(1)

@@ -26,7 +26,7 @@ from schemathesis.engine import events, from_schema
 from schemathesis.engine.statistic import Statistic
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tunelab.api.app import create_app
+from tunelab.app import create_app
 from tunelab.config import Settings
 
 SEED = 20260101

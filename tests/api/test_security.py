@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tunelab.api.app import create_app
 from tunelab.api.security import allowed_hosts, same_origin
+from tunelab.app import create_app
 from tunelab.config import Settings
 
 EVIL = {"origin": "https://evil.example"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tunelab.api.app import create_app
+from tunelab.app import create_app
 from tunelab.config import Settings
 
 from .live import LiveServer, serve

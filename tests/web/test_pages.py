@@ -11,7 +11,7 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from tunelab.api.app import create_app
+from tunelab.app import create_app
 from tunelab.config import Settings
 from tunelab.web import render_error_page
 from tunelab.web.app import NODE_MODULES

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +15,9 @@ from tunelab.domain.common import JSON_VALUE_ERRORS
 from tunelab.errors import TuneLabError
 
 log = logging.getLogger("tunelab")
+
+# Renders an error for a browser: (request, status, code, message) -> an HTML response.
+ErrorPage = Callable[[Request, int, str, str], Response]
 
 _HTTP_CODES = {
     404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden", 413: "body_too_large",
@@ -37,10 +40,9 @@ def respond(
     details: dict[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    if _wants_html(request):
-        from tunelab.web import render_error_page
-
-        response: Response = render_error_page(request, status, code, message)
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if page is not None and _wants_html(request):
+        response = page(request, status, code, message)
     else:
         response = JSONResponse(envelope(status, code, message, details), status_code=status)
     response.headers.update(headers or {})
@@ -55,7 +57,9 @@ def validation_code(errors: list[dict[str, Any]]) -> str:
     return "invalid_json_value" if types & JSON_VALUE_ERRORS else "validation_error"
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, error_page: ErrorPage | None = None) -> None:
+    app.state.error_page = error_page
+
     @app.exception_handler(TuneLabError)
     async def domain_error(request: Request, exc: TuneLabError) -> Response:
         return respond(request, exc.status, exc.code, exc.message, exc.details)

@@ -1,4 +1,8 @@
-"""Builds the FastAPI application for one data dir."""
+"""The TuneLab application for one data dir: the JSON API and the pages, two faces over one set of services.
+
+Neither face imports the other: the API answers JSON and renders an error page through the renderer it is given;
+the pages take their services from the app, as the API does.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import tunelab
-from tunelab.api import errors, openapi, security
-from tunelab.api.routes import artifacts, experiments, health, runs
+from tunelab import api, web
 from tunelab.config import Settings
 from tunelab.services import Services
 from tunelab.store import Database
@@ -34,12 +37,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
-    errors.install(app)
-    security.install(app, settings)
-    openapi.install(app)
-    for module in (health, experiments, runs, artifacts):
-        app.include_router(module.router)
-    from tunelab.web import mount_web
-
-    mount_web(app, settings)
+    api.install(app, settings, error_page=web.render_error_page)
+    web.mount_web(app, settings)
     return app
