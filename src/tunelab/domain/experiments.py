@@ -152,18 +152,33 @@ class RunOutcome:
     error: str | None
 
 
-def settled_status(runs: Iterable[RunOutcome]) -> tuple[ExperimentStatus, str | None] | None:
-    """The (status, error) an experiment takes once every one of its runs has ended; None while one has not.
+def status_from_runs(
+    current: ExperimentStatus, runs: Iterable[RunOutcome]
+) -> tuple[ExperimentStatus, str | None] | None:
+    """The experiment status rules (spec v1/v2), in the one place every path asks: the (status, error) an experiment
+    now in `current` takes given its runs as they are now, or None when it keeps its status.
 
-    Completed if any run completed; else failed, with the error of the run that failed last, if any failed;
-    else (every run cancelled) cancelled. A run starting makes the experiment running; see RunService.create.
+    - An archived experiment keeps its status (it starts no runs).
+    - A running run makes it running, if it is not already.
+    - A running experiment settles once every run has ended: completed if any run completed; else failed, with the
+      error of the run that failed last, if any failed; else (every run cancelled) cancelled.
+    - Otherwise (no runs, runs waiting in the queue, or a status set explicitly by the tracker) it keeps its status.
+
+    `runs` is read lazily and the answer comes at the first running run, so a caller that knows of one (the run it
+    creates) puts it first and the experiment's other runs are never looked at.
     """
-    runs = list(runs)
-    if not runs or any(run.status not in TERMINAL_RUN for run in runs):
+    if current is ExperimentStatus.ARCHIVED:
         return None
-    if any(run.status is RunStatus.COMPLETED for run in runs):
+    seen: list[RunOutcome] = []
+    for run in runs:
+        if run.status is RunStatus.RUNNING:
+            return None if current is ExperimentStatus.RUNNING else (ExperimentStatus.RUNNING, None)
+        seen.append(run)
+    if current is not ExperimentStatus.RUNNING or not seen or any(run.status not in TERMINAL_RUN for run in seen):
+        return None
+    if any(run.status is RunStatus.COMPLETED for run in seen):
         return ExperimentStatus.COMPLETED, None
-    failed = [run for run in runs if run.status is RunStatus.FAILED]
+    failed = [run for run in seen if run.status is RunStatus.FAILED]
     if failed:
         last = max(failed, key=lambda run: run.ended_at or datetime.min)
         return ExperimentStatus.FAILED, last.error

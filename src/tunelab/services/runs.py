@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 
 from tunelab.domain.common import utcnow
-from tunelab.domain.experiments import ExperimentStatus, RunOutcome, settled_status
+from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, status_from_runs
 from tunelab.domain.metrics import (
     MAX_POINTS_PER_BATCH,
     MetricBatch,
@@ -88,17 +89,32 @@ class RunService:
                 name = next_run_name(taken)  # run-{count+1} was taken (by a run named so by hand)
             run = self._new_run(experiment_id, data, name, utcnow())
             writes = [RowWrite("runs", run.id, store.insert_values(_row(run)), insert=True)]
-            started = None
-            if experiment.status is not ExperimentStatus.RUNNING:
-                fields = execution_fields(experiment.execution.started_at, ExperimentStatus.RUNNING, None)
-                writes.append(RowWrite("experiments", experiment.id, experiment_store.update_values(fields)))
-                started = with_fields(experiment, fields)
+            change = status_from_runs(experiment.status, self._outcomes(con, experiment.id, run))
+            changed = self._experiment_write(experiment, change, writes)
             self.db.journal_rows(writes)
             self.db.rows.created(run)
             self.db.summaries.created(run.id)
-            if started is not None:
-                self.db.rows.put_experiment(started)
+            if changed is not None:
+                self.db.rows.put_experiment(changed)
         return run
+
+    def _outcomes(self, con: Connection, experiment_id: str, run: Run) -> Iterator[RunOutcome]:
+        """`run` as it is about to be written, then the experiment's other runs, read from memory only if asked for."""
+        yield RunOutcome(run.status, run.completed_at, run.error)
+        siblings = [rid for rid in self.db.rows.runs_of([experiment_id]).get(experiment_id, []) if rid != run.id]
+        for sibling in cached_runs(self.db, con, siblings).values():
+            yield RunOutcome(sibling.status, sibling.completed_at, sibling.error)
+
+    @staticmethod
+    def _experiment_write(
+        experiment: Experiment, change: tuple[ExperimentStatus, str | None] | None, writes: list[RowWrite]
+    ) -> Experiment | None:
+        """Add the experiment's status change (if any) to `writes`; the experiment as it will then be stored."""
+        if change is None:
+            return None
+        fields = execution_fields(experiment.execution.started_at, *change)
+        writes.append(RowWrite("experiments", experiment.id, experiment_store.update_values(fields)))
+        return with_fields(experiment, fields)
 
     def _stored_names(self, con: Connection, experiment_id: str) -> set[str]:
         self.db.flush_rows()
@@ -150,21 +166,13 @@ class RunService:
                 run.model_copy(update={**fields, "status": update.status}),
                 run_stats(self.db, con, [run_id]).get(run_id, {}), experiment.metric_goals,
             )  # fmt: skip
-            settled = None
-            if ending and experiment.status is ExperimentStatus.RUNNING:
-                siblings = self.db.rows.runs_of([experiment.id]).get(experiment.id, [])
-                outcomes = {r.id: RunOutcome(r.status, r.completed_at, r.error)
-                            for r in cached_runs(self.db, con, siblings).values()}  # fmt: skip
-                outcomes[run_id] = RunOutcome(answer.status, now, answer.error)
-                settled = settled_status(outcomes.values())
             writes = [RowWrite("runs", run_id, store.update_values(fields))]
-            if settled is not None:
-                experiment_fields = execution_fields(experiment.execution.started_at, *settled)
-                writes.append(RowWrite("experiments", experiment.id, experiment_store.update_values(experiment_fields)))
+            change = status_from_runs(experiment.status, self._outcomes(con, experiment.id, answer))
+            changed = self._experiment_write(experiment, change, writes)
             self.db.journal_rows(writes)
             self.db.rows.put_run(answer)
-            if settled is not None:
-                self.db.rows.put_experiment(with_fields(experiment, experiment_fields))
+            if changed is not None:
+                self.db.rows.put_experiment(changed)
             return answer
 
     def cancel(self, run_id: str) -> Run:
