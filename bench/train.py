@@ -251,7 +251,7 @@ def _profile(step: Any, synchronize: Any, on_gpu: bool) -> None:
 def _tiny() -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
-    from tunelab.training.tiny import create_tiny_musicgen
+    from tunelab.musicgen.tiny import create_tiny_musicgen
 
     folder = create_tiny_musicgen(Path(tempfile.mkdtemp()) / "tiny")
     model = MusicgenForConditionalGeneration.from_pretrained(folder, use_safetensors=True)
@@ -269,7 +269,7 @@ def _small() -> tuple[Any, Any, dict[str, Any]]:
         T5Config,
     )
 
-    from tunelab.training.tiny import create_tiny_musicgen
+    from tunelab.musicgen.tiny import create_tiny_musicgen
 
     folder = create_tiny_musicgen(Path(tempfile.mkdtemp()) / "tokenizer-source")
     processor = AutoProcessor.from_pretrained(folder)

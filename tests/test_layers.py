@@ -1,5 +1,6 @@
 """The package boundaries DESIGN.md draws, checked on the imports themselves: the API and the pages are two faces
-over the services and do not import each other; only app.py composes them; domain/ does no I/O."""
+over the services and do not import each other; only app.py composes them; domain/ does no I/O; the training
+process shares only musicgen/ with the server."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def imports(package: str) -> dict[str, set[str]]:
         ("services", ("tunelab.api", "tunelab.web", "tunelab.app")),
         ("store", ("tunelab.api", "tunelab.web", "tunelab.services", "tunelab.app")),
         ("domain", ("tunelab.api", "tunelab.web", "tunelab.services", "tunelab.store", "tunelab.app")),
+        # The training process never touches the database; what it shares with the server is in musicgen/.
+        ("training", ("tunelab.api", "tunelab.web", "tunelab.services", "tunelab.store", "tunelab.app")),
+        ("musicgen", ("tunelab.training", "tunelab.api", "tunelab.web", "tunelab.services", "tunelab.store")),
     ],
 )
 def test_a_layer_imports_nothing_above_or_beside_it(package: str, forbidden: tuple[str, ...]) -> None:

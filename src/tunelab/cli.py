@@ -356,7 +356,7 @@ def create_tiny(
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed; the same seed gives the same model.")] = 0,
 ) -> None:
     """Write a tiny randomly initialised MusicGen (a few MB) for tests and demos."""
-    from tunelab.training.tiny import create_tiny_musicgen
+    from tunelab.musicgen.tiny import create_tiny_musicgen
 
     path = create_tiny_musicgen(directory, seed=seed)
     typer.echo(f"Tiny MusicGen written to {path}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from training_helpers import PROMPTS, SUPERVISED_ARGS, Run, run_training, write_jsonl, write_noise, write_tone
 
-from tunelab.training.tiny import create_tiny_musicgen
+from tunelab.musicgen.tiny import create_tiny_musicgen
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from training_helpers import SRC, write_jsonl, write_noise, write_tone
 
+from tunelab.musicgen.tiny import create_tiny_musicgen
 from tunelab.training.args import Hyperparameters, build_parser, parse_args
 from tunelab.training.data import load_clip, read_dataset, split_examples
 from tunelab.training.errors import InputError
 from tunelab.training.events import format_event, parse_events, strip_events
-from tunelab.training.tiny import create_tiny_musicgen
 
 
 def test_events_round_trip_invisibly() -> None:

@@ -12,12 +12,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from tunelab.musicgen.weights import pickle_files
 from tunelab.training.errors import InputError
 
 TrainingType = Literal["supervised", "preference"]
 TRAINING_TYPES: tuple[str, ...] = ("supervised", "preference")
 _TARGET = re.compile(r"((self_attn|encoder_attn)\.)?(q_proj|k_proj|v_proj|out_proj)")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 RESUMABLE_FILES = (
     "adapter_config.json",
     "adapter_model.safetensors",
@@ -129,11 +129,6 @@ def parse_args(argv: list[str] | None = None) -> TrainingArgs:
         resume_from=Path(namespace.resume_from) if namespace.resume_from else None,
         hparams=hparams,
     )
-
-
-def pickle_files(folder: Path) -> list[str]:
-    """Names of the files in `folder` that would need unpickling to load (which TuneLab never does)."""
-    return sorted(path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
 
 
 def resume_problems(folder: Path) -> list[str]:

@@ -1,95 +1,31 @@
-"""Load a MusicGen base model (safetensors only), pick a device and wrap the decoder in LoRA adapters."""
+"""The base model as the training command loads it, and the decoder wrapped in LoRA adapters."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tunelab.training.args import Hyperparameters, pickle_files
+from tunelab.musicgen import loading
+from tunelab.musicgen.loading import BaseModel, autocast, pick_device
+from tunelab.musicgen.weights import ModelError
+from tunelab.training.args import Hyperparameters
 from tunelab.training.errors import InputError
+
+__all__ = ["BaseModel", "autocast", "pick_device", "load_base_model", "add_lora"]
 
 _DECODER_LAYERS = r".*decoder\.model\.decoder\.layers\.\d+\."
 
 
-@dataclass(frozen=True)
-class BaseModel:
-    """The loaded base model with its processor and the identity recorded in training_config.json."""
-
-    model: Any
-    processor: Any
-    model_id: str
-    config_sha256: str
-
-
-def pick_device() -> torch.device:
-    """CUDA, then Apple MPS, then CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on GPUs that support it; full precision elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def load_base_model(name: str) -> BaseModel:
-    """Load `name` (a local folder or a hub id) as MusicgenForConditionalGeneration plus its processor."""
-    from transformers import AutoProcessor, MusicgenForConditionalGeneration
-
-    folder = Path(name)
-    if folder.exists():
-        _check_local_folder(folder)
-    elif folder.is_absolute() or name.startswith("."):
-        raise InputError(f"base model folder not found: {name}")
+    """The base model (musicgen/loading.py); a folder that cannot be loaded is bad input to the training command."""
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(name, use_safetensors=True)
-        processor = AutoProcessor.from_pretrained(name)
-    except Exception as error:
-        raise InputError(f"cannot load base model {name} as MusicGen with safetensors: {error}") from None
-    decoder_config: Any = model.config.decoder
-    if decoder_config.audio_channels != 1:
-        raise InputError(f"base model {name} is stereo MusicGen; only mono checkpoints are supported")
-    # forward(labels=...) shifts labels right with the start token; older exports leave it unset
-    if decoder_config.decoder_start_token_id is None:
-        decoder_config.decoder_start_token_id = decoder_config.bos_token_id
-    # a local folder is recorded by its absolute path, so the provenance does not depend on where the run started
-    model_id = str(folder.resolve()) if folder.exists() else name
-    return BaseModel(model, processor, model_id, _config_sha256(folder, model))
-
-
-def _check_local_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        raise InputError(f"base model {folder} is not a folder")
-    if any(folder.glob("*.safetensors")):
-        return
-    pickles = pickle_files(folder)
-    if pickles:
-        raise InputError(
-            f"base model folder {folder} has only pickle weights ({', '.join(pickles)}); "
-            "TuneLab loads safetensors only, convert them with save_pretrained(safe_serialization=True)"
-        )
-    raise InputError(f"base model folder {folder} has no model.safetensors")
-
-
-def _config_sha256(folder: Path, model: Any) -> str:
-    """sha256 of config.json as stored on disk, or of the canonical config JSON for a hub model."""
-    config_file = folder / "config.json"
-    if config_file.is_file():
-        return hashlib.sha256(config_file.read_bytes()).hexdigest()
-    canonical = json.dumps(model.config.to_dict(), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+        return loading.load_base_model(name)
+    except ModelError as error:
+        raise InputError(str(error)) from None
 
 
 def lora_target_regex(targets: tuple[str, ...]) -> str:
