@@ -175,6 +175,17 @@ class RunService:
                 self.db.rows.put_experiment(changed)
             return answer
 
+    def report_status(self, run_id: str, update: RunStatusUpdate) -> Run:
+        """A status reported from outside (POST /api/runs/{id}/status): only an external run takes one. The status
+        of a run TuneLab started follows its training process; it is cancelled with `cancel`."""
+        with self.db.read() as con:
+            run = require_run(self.db, con, run_id)
+        if not run.external:
+            raise Conflict(f"Run {run.name!r} was started by TuneLab: its status follows its training process "
+                           "(cancel it with POST /api/runs/{id}/cancel)", code="run_not_external",
+                           details={"run_id": run_id})  # fmt: skip
+        return self.set_status(run_id, update)
+
     def cancel(self, run_id: str) -> Run:
         return self.set_status(run_id, RunStatusUpdate(status=RunStatus.CANCELLED))
 

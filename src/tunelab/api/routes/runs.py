@@ -99,8 +99,8 @@ async def cancel_run(run_id: RunId, services: ServicesDep) -> Run:
 
 @router.post("/{run_id}/status", responses=errors(*WRITES, 404, 409))
 async def set_run_status(run_id: RunId, body: RunStatusUpdate, services: ServicesDep) -> Run:
-    """End (or start) a run reported by an outside engine."""
-    return await blocking(services.runs.set_status, run_id, body)
+    """End (or start) a run reported by an outside engine; a run TuneLab started answers 409 `run_not_external`."""
+    return await blocking(services.runs.report_status, run_id, body)
 
 
 @router.get("/{run_id}/metrics", response_model=RunMetrics, responses=errors(*COMMON, 404))
