@@ -32,7 +32,17 @@ def _no_tunelab_env() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for var in [var for var in os.environ if is_tunelab_env(var)]:
             patch.delenv(var)
+        # A server's first start creates the tiny MusicGen (~5 s): tests that want it ask for it (bootstrap_model).
+        patch.setenv("TUNELAB_BOOTSTRAP_MODEL", "0")
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny MusicGen for the session (tests copy it where they need it; none may change it)."""
+    from tunelab.musicgen.tiny import create_tiny_musicgen
+
+    return create_tiny_musicgen(tmp_path_factory.mktemp("tiny") / "musicgen", seed=0)
 
 
 _HOLDER = """

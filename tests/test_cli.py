@@ -444,3 +444,37 @@ def test_experiment_commands_go_through_a_running_server(data_dir: Path, served:
     assert code == 0, listed
     assert [row[1] for row in table_rows(listed)[1:]] == ["another"]
     assert listed.splitlines()[-1] == "1 of 2 experiment(s), page 1 of 2; --page 2 for more"
+
+
+# --- models --------------------------------------------------------------------------------------------------------
+
+
+def test_models_add_and_list_directly_and_through_a_running_server(
+    data_dir: Path, tiny_model: Path, served: tuple[str, list[str]]
+) -> None:
+    import shutil
+
+    url, seen = served
+    code, out = tunelab("models", "list", "--data-dir", str(data_dir))
+    assert code == 0 and "No base models yet" in out and "tunelab models add PATH" in out
+    copy = data_dir / "models" / "tiny"
+    shutil.copytree(tiny_model, copy)
+    code, out = tunelab("models", "add", str(copy), "--display-name", "Tiny", "--data-dir", str(data_dir))
+    assert code == 0, out
+    assert "Registered tiny (the current model): 32000 Hz, 4 codebooks, up to 10.24 s" in out
+    assert "POST /api/models" in seen  # the server owns the database: the CLI went through it
+    code, out = tunelab("models", "list", "--data-dir", str(data_dir))
+    assert code == 0 and re.search(r"\* tiny\s+Tiny\s+32000 Hz\s+10.24 s\s+4\s+" + re.escape(str(copy)), out), out
+    code, _, errors = streams("models", "add", str(tiny_model), "--data-dir", str(data_dir))
+    assert code == 1 and "path_not_allowed" in errors and "TUNELAB_IMPORT_ROOTS" in errors
+
+
+def test_models_add_without_a_server_opens_the_database(data_dir: Path, tiny_model: Path) -> None:
+    import shutil
+
+    copy = data_dir / "models" / "tiny"
+    shutil.copytree(tiny_model, copy)
+    code, out = tunelab("models", "add", str(copy), "--id", "mine", "--max-duration", "4", "--data-dir", str(data_dir))
+    assert code == 0 and "Registered mine (the current model)" in out and "up to 4 s" in out
+    code, out = tunelab("models", "list", "--data-dir", str(data_dir))
+    assert code == 0 and "* mine" in out

@@ -20,7 +20,9 @@ from tunelab.store import Database
 
 def create_app(settings: Settings) -> FastAPI:
     settings.ensure_dirs()
-    services = Services.build(Database(settings.db_path))
+    services = Services.build(Database(settings.db_path), settings)
+    if settings.bootstrap_model:
+        services.models.ensure_default()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

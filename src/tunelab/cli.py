@@ -23,7 +23,7 @@ from tunelab.errors import TuneLabError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from tunelab.client import Experiments
+    from tunelab.client import Experiments, Models
 
 
 def _without_flag_types(params: list[Any]) -> list[Any]:
@@ -51,7 +51,7 @@ def _group(help_text: str) -> typer.Typer:
 
 app = _group("TuneLab: fine-tune MusicGen with LoRA adapters from human feedback.")
 experiments_app = _group("List, show, archive and unarchive experiments.")
-models_app = _group("Base models: create the tiny local MusicGen.")
+models_app = _group("Base models: list and register MusicGen folders, or create the tiny local MusicGen.")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 
@@ -348,6 +348,64 @@ def unarchive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption
             return
         unarchived = experiments.unarchive(found.id)
     typer.echo(f"Unarchived {unarchived.name} ({unarchived.id}); status {unarchived.status.value}")
+
+
+@contextmanager
+def _models(data_dir: Path | None) -> Iterator[Models]:
+    from tunelab.client import open_models
+
+    try:
+        with open_models(_settings(data_dir)) as (models, opened):
+            if opened.url is None:
+                _note(f"no server holds {opened.db}; opened it directly")
+            yield models
+    except TuneLabError as exc:
+        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@models_app.command("list", cls=Command)
+def list_models(data_dir: DataDirOption = None) -> None:
+    """Show the registered base models; * marks the current one."""
+    with _models(data_dir) as models:
+        found = models.list()
+    if not found:
+        typer.echo("No base models yet: `tunelab serve` (or `make run`) creates the tiny one on first start, and "
+                   "`tunelab models add PATH` registers a MusicGen folder.")  # fmt: skip
+        return
+    rows = [[("* " if m.current else "  ") + m.id, m.display_name, f"{m.sample_rate} Hz", f"{m.max_duration_s:g} s",
+             str(m.num_codebooks), m.path] for m in found]  # fmt: skip
+    typer.echo(_table(["  ID", "NAME", "RATE", "MAX", "CODEBOOKS", "PATH"], rows))
+
+
+@models_app.command("add", cls=Command)
+def add_model(
+    path: Annotated[str, typer.Argument(help="A MusicGen folder in Hugging Face format (or a hub id).")],
+    model_id: Annotated[
+        str | None, typer.Option("--id", metavar="ID", help="Its id (default: the folder name).")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(metavar="NAME", help="The name pages show.")] = None,
+    max_duration: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="The longest clip to generate (default: what it allows).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a local MusicGen folder (config, safetensors weights, processor), checked without loading it."""
+    from pydantic import ValidationError
+
+    from tunelab.domain.models import BaseModelCreate
+
+    local = Path(path).expanduser()
+    try:
+        data = BaseModelCreate(path=str(local.resolve()) if local.exists() else path, id=model_id,
+                               display_name=display_name, max_duration_s=max_duration)  # fmt: skip
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"]) from None
+    with _models(data_dir) as models:
+        added = models.add(data)
+    current = " (the current model)" if added.current else ""
+    typer.echo(f"Registered {added.id}{current}: {added.sample_rate} Hz, {added.num_codebooks} codebooks, "
+               f"up to {added.max_duration_s:g} s")  # fmt: skip
 
 
 @models_app.command("create-tiny", cls=Command)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from tunelab.config import Settings
 from tunelab.domain.common import Page
 from tunelab.domain.experiments import Experiment, ExperimentCreate, ExperimentDetail, ExperimentFilter
+from tunelab.domain.models import BaseModelCreate, BaseModelInfo
 from tunelab.errors import (
     BadRequest,
     BadServerResponse,
@@ -32,6 +33,7 @@ from tunelab.errors import (
 
 if TYPE_CHECKING:
     from tunelab.services.experiments import ExperimentService
+    from tunelab.services.models import ModelService
     from tunelab.store import Database
 
 M = TypeVar("M", bound=BaseModel)
@@ -76,8 +78,8 @@ def running_server(settings: Settings) -> str | None:
     return url if isinstance(answer, dict) and answer.get("db") == str(settings.db_path) else None
 
 
-class HttpTracker:
-    """The experiment tracker (and the CLI's experiment commands) against a server's JSON API."""
+class HttpClient:
+    """A server's JSON API: its answers as our models, its error envelopes as our errors."""
 
     def __init__(self, base_url: str, timeout: float = 30.0):
         self.base_url = base_url
@@ -123,6 +125,10 @@ class HttpTracker:
                 f"The server at {self.base_url} answered with JSON that is not a {model.__name__}: {exc}",
                 details={"url": self.base_url},
             ) from None
+
+
+class HttpTracker(HttpClient):
+    """The experiment tracker (and the CLI's experiment commands) against a server's JSON API."""
 
     def create(self, definition: ExperimentCreate) -> Experiment:
         body = definition.model_dump(mode="json", exclude_none=True)
@@ -188,6 +194,39 @@ class HttpTracker:
 
 
 Experiments: TypeAlias = "HttpTracker | ExperimentService"
+
+
+class HttpModels(HttpClient):
+    """The base model commands of the CLI against a server's JSON API (the ModelService methods they use)."""
+
+    def list(self) -> list[BaseModelInfo]:
+        return self._model(Page[BaseModelInfo], self._call("GET", "/api/models")).items
+
+    def add(self, data: BaseModelCreate) -> BaseModelInfo:
+        body = data.model_dump(mode="json", exclude_none=True)
+        return self._model(BaseModelInfo, self._call("POST", "/api/models", json=body))
+
+
+Models: TypeAlias = "HttpModels | ModelService"
+
+
+@contextmanager
+def open_models(settings: Settings) -> Iterator[tuple[Models, Opened]]:
+    """The data dir's base models: through its running server, else from its database file (created if need be:
+    the commands that use this register models, or list them, which an empty database answers)."""
+    from tunelab.services.models import ModelService
+
+    url = running_server(settings)
+    if url:
+        yield HttpModels(url), Opened(settings.db_path, url=url)
+        return
+    exists = settings.db_path.exists()
+    settings.ensure_dirs()
+    db = _open_database(settings)
+    try:
+        yield ModelService(db, settings), Opened(settings.db_path, created=not exists)
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True)

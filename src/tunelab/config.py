@@ -51,14 +51,29 @@ class Settings(BaseSettings):
         description="More host names the server answers to (comma-separated), besides localhost and HOST.",
     )
 
+    import_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders (comma-separated) besides the data dir from which models and adapters may be registered.",
+    )
+    bootstrap_model: bool = Field(
+        default=True,
+        description="On first start, create the tiny MusicGen under DATA_DIR/models and make it the current model.",
+    )
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
+        self.import_roots = [root.expanduser().resolve() for root in self.import_roots]
         if self.db is None:
             legacy = os.environ.get("EXPERIMENT_DB")
             self.db = Path(legacy) if legacy else self.data_dir / "tunelab.duckdb"

@@ -7,13 +7,6 @@ from pathlib import Path
 import pytest
 from training_helpers import PROMPTS, SUPERVISED_ARGS, Run, run_training, write_jsonl, write_noise, write_tone
 
-from tunelab.musicgen.tiny import create_tiny_musicgen
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create_tiny_musicgen(tmp_path_factory.mktemp("tiny") / "musicgen", seed=0)
-
 
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

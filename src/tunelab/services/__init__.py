@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tunelab.config import Settings
 from tunelab.services.artifacts import ArtifactService
 from tunelab.services.experiments import ExperimentService
+from tunelab.services.models import ModelService
 from tunelab.services.runs import RunService
 from tunelab.store.db import Database
 
@@ -16,7 +18,11 @@ class Services:
     experiments: ExperimentService
     runs: RunService
     artifacts: ArtifactService
+    models: ModelService
 
     @classmethod
-    def build(cls, db: Database) -> Services:
-        return cls(db=db, experiments=ExperimentService(db), runs=RunService(db), artifacts=ArtifactService(db))
+    def build(cls, db: Database, settings: Settings | None = None) -> Services:
+        """The services over `db`; `settings` say where files live (by default, the folder of the database)."""
+        settings = settings or Settings(data_dir=db.path.parent, db=db.path)
+        return cls(db=db, experiments=ExperimentService(db), runs=RunService(db), artifacts=ArtifactService(db),
+                   models=ModelService(db, settings))  # fmt: skip

@@ -205,6 +205,27 @@ def m006_unique_run_names(con: Connection) -> None:
     con.execute("CREATE UNIQUE INDEX idx_runs_experiment_name ON runs(experiment_id, name)")
 
 
+@migration
+def m007_base_models_and_settings(con: Connection) -> None:
+    con.execute(
+        """
+        CREATE TABLE base_models (
+            id TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sample_rate INTEGER NOT NULL,
+            frame_rate INTEGER NOT NULL,
+            num_codebooks INTEGER NOT NULL,
+            max_duration_s DOUBLE NOT NULL,
+            fingerprint TEXT NOT NULL,
+            artifact_id TEXT NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:
