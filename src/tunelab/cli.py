@@ -380,7 +380,9 @@ def list_models(data_dir: DataDirOption = None) -> None:
 
 @models_app.command("add", cls=Command)
 def add_model(
-    path: Annotated[str, typer.Argument(help="A MusicGen folder in Hugging Face format (or a hub id).")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="A MusicGen folder in Hugging Face format (or a hub id).")
+    ],
     model_id: Annotated[
         str | None, typer.Option("--id", metavar="ID", help="Its id (default: the folder name).")
     ] = None,
@@ -397,8 +399,9 @@ def add_model(
 
     local = Path(path).expanduser()
     try:
-        data = BaseModelCreate(path=str(local.resolve()) if local.exists() else path, id=model_id,
-                               display_name=display_name, max_duration_s=max_duration)  # fmt: skip
+        given: dict[str, Any] = {"path": str(local.resolve()) if local.exists() else path, "id": model_id,
+                                 "display_name": display_name, "max_duration_s": max_duration}  # fmt: skip
+        data = BaseModelCreate.model_validate({key: value for key, value in given.items() if value is not None})
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from None
     with _models(data_dir) as models:

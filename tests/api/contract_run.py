@@ -40,6 +40,9 @@ REFUSED_BY_STATE = {
     "POST /api/experiments": ["422"],  # unknown_artifacts: inputs name artifacts that must exist
     "POST /api/experiments/{experiment_id}/results": ["422"],  # unknown_artifacts
     "POST /api/experiments/{experiment_id}/runs": ["400"],  # dataset_required, training_unavailable
+    # path_not_allowed / path_not_found / invalid_model: the folder a path names, and what is in it
+    "POST /api/models": ["422"],
+    "PATCH /api/settings": ["422"],  # model_not_found: the model must be registered
 }
 # Every check schemathesis has, but use_after_free: nothing in TuneLab is hard-deleted, DELETE /api/experiments/{id}
 # archives (DESIGN.md), so the experiment is still there afterwards, by design.

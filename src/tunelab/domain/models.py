@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from tunelab.domain.common import Model, ResourceId, UTCDateTime, ValidUnicode, not_nullable
 
@@ -19,6 +19,11 @@ class BaseModelCreate(Model):
     id: ResourceId | None = Field(default=None, json_schema_extra=not_nullable)
     display_name: DisplayName | None = Field(default=None, json_schema_extra=not_nullable)
     max_duration_s: float | None = Field(default=None, gt=0, le=600, json_schema_extra=not_nullable)
+
+    @field_validator("id", "display_name", "max_duration_s")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        return _sent(value)
 
 
 class BaseModelInfo(BaseModel):
@@ -41,3 +46,15 @@ class StudioSettings(BaseModel):
 
 class SettingsUpdate(Model):
     current_model_id: ResourceId | None = Field(default=None, json_schema_extra=not_nullable)
+
+    @field_validator("current_model_id")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        return _sent(value)
+
+
+def _sent(value: Any) -> Any:
+    # Validators run only on fields that were sent: such a field may be left out, but not sent as null.
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value

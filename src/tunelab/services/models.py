@@ -104,8 +104,7 @@ class ModelService:
     def _folder(self, data: BaseModelCreate) -> tuple[Path, bool]:
         """The local folder of `data.path` (confined to the data dir and import roots), or a new folder under
         models/ that it was downloaded to from the hub; and whether it was downloaded."""
-        local = Path(data.path).expanduser()
-        if local.exists() or local.is_absolute() or data.path.startswith(".") or not HUB_ID.fullmatch(data.path):
+        if _exists(Path(data.path)) or not HUB_ID.fullmatch(data.path):
             return confined(data.path, self.settings, "Model folder"), False
         target = self.settings.data_dir / "models" / (data.id or _id_for(data.path.replace("/", "-")))
         if target.exists():
@@ -151,6 +150,14 @@ class ModelService:
             create_tiny_musicgen(partial)
             partial.replace(folder)
         return self.add(BaseModelCreate(path=str(folder), id=TINY_MODEL_ID, display_name="Tiny MusicGen (demo)"))
+
+
+def _exists(path: Path) -> bool:
+    """Whether `path` exists; a name the system cannot even look up (too long, a NUL byte) does not."""
+    try:
+        return path.expanduser().exists()
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def _id_for(name: str) -> str:
