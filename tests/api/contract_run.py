@@ -43,6 +43,8 @@ REFUSED_BY_STATE = {
     # path_not_allowed / path_not_found / invalid_model: the folder a path names, and what is in it
     "POST /api/models": ["422"],
     "PATCH /api/settings": ["422"],  # model_not_found: the model must be registered
+    "POST /api/datasets/{dataset_id}/items": ["422"],  # invalid_audio / invalid_item: what the files hold
+    "POST /api/datasets/{dataset_id}/export": ["422"],  # dataset_empty
 }
 # Every check schemathesis has, but use_after_free: nothing in TuneLab is hard-deleted, DELETE /api/experiments/{id}
 # archives (DESIGN.md), so the experiment is still there afterwards, by design.

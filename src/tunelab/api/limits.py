@@ -16,13 +16,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunelab.api.errors import respond
+from tunelab.domain.datasets import MAX_AUDIO_BYTES
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIMIT_SCOPE_KEY = "tunelab.max_body_bytes"
 # Every JSON body is far smaller (free-form JSON fields take 256 KiB each); the routes below take more.
 DEFAULT_LIMIT = 1024 * 1024
-# 10,000 metric points with the longest keys and timestamps come to about 4 MB.
-ROUTE_LIMITS = [(re.compile(r"^/api/runs/[^/]+/metrics$"), 16 * 1024 * 1024)]
+# 10,000 metric points with the longest keys and timestamps come to about 4 MB; a dataset item carries up to two
+# clips of MAX_AUDIO_BYTES each (each file is also held to that limit on its own: 413 file_too_large).
+ROUTE_LIMITS = [
+    (re.compile(r"^/api/runs/[^/]+/metrics$"), 16 * 1024 * 1024),
+    (re.compile(r"^/api/datasets/[^/]+/items$"), 2 * MAX_AUDIO_BYTES + 1024 * 1024),
+]
 
 
 def limit_for(path: str) -> int:

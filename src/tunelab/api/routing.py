@@ -21,6 +21,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import Match
 from starlette.types import Scope
 
+from tunelab.domain.datasets import RESERVED_DATASET_IDS
 from tunelab.domain.experiments import RESERVED_EXPERIMENT_IDS
 
 T = TypeVar("T")
@@ -48,6 +49,15 @@ class ExperimentIdConvertor(StringConvertor):
 
 
 register_url_convertor("experiment_id", ExperimentIdConvertor())
+
+
+class DatasetIdConvertor(StringConvertor):
+    """`/api/datasets/{dataset_id:dataset_id}` never matches `/api/datasets/demo` (which only takes POST)."""
+
+    regex = "".join(f"(?!{name}$)" for name in RESERVED_DATASET_IDS) + "[^/]+"
+
+
+register_url_convertor("dataset_id", DatasetIdConvertor())
 
 
 class StrictJSONRoute(APIRoute):

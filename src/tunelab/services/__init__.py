@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tunelab.config import Settings
 from tunelab.services.artifacts import ArtifactService
+from tunelab.services.datasets import DatasetService
 from tunelab.services.experiments import ExperimentService
 from tunelab.services.models import ModelService
 from tunelab.services.runs import RunService
@@ -19,10 +20,11 @@ class Services:
     runs: RunService
     artifacts: ArtifactService
     models: ModelService
+    datasets: DatasetService
 
     @classmethod
     def build(cls, db: Database, settings: Settings | None = None) -> Services:
         """The services over `db`; `settings` say where files live (by default, the folder of the database)."""
         settings = settings or Settings(data_dir=db.path.parent, db=db.path)
         return cls(db=db, experiments=ExperimentService(db), runs=RunService(db), artifacts=ArtifactService(db),
-                   models=ModelService(db, settings))  # fmt: skip
+                   models=ModelService(db, settings), datasets=DatasetService(db, settings))  # fmt: skip

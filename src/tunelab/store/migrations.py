@@ -226,6 +226,56 @@ def m007_base_models_and_settings(con: Connection) -> None:
     con.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+@migration
+def m008_datasets_and_audio(con: Connection) -> None:
+    con.execute(
+        """
+        CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            description TEXT,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # Audio files as stored under audio/ (by generated id, never by the name a user gave); immutable.
+    con.execute(
+        """
+        CREATE TABLE audio (
+            id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            duration_s DOUBLE NOT NULL,
+            sample_rate INTEGER NOT NULL,
+            channels INTEGER NOT NULL,
+            format TEXT NOT NULL,
+            original_name TEXT,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE dataset_items (
+            id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            rating INTEGER,
+            audio_id TEXT,
+            chosen_audio_id TEXT,
+            rejected_audio_id TEXT,
+            duration_s DOUBLE NOT NULL,
+            source TEXT NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_dataset_items_dataset ON dataset_items(dataset_id)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:
