@@ -478,3 +478,89 @@ def test_models_add_without_a_server_opens_the_database(data_dir: Path, tiny_mod
     assert code == 0 and "Registered mine (the current model)" in out and "up to 4 s" in out
     code, out = tunelab("models", "list", "--data-dir", str(data_dir))
     assert code == 0 and "* mine" in out
+
+
+# --- datasets ------------------------------------------------------------------------------------------------------
+
+
+def write_clips(folder: Path, lines: list[dict[str, object]], names: list[str]) -> Path:
+    import json as jsonlib
+
+    import numpy as np
+    import soundfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        t = np.arange(8000) / 16_000
+        soundfile.write(folder / name, (0.2 * np.sin(2 * np.pi * (220 + 110 * index) * t)).astype("float32"), 16_000)
+    (folder / "data.jsonl").write_text("".join(jsonlib.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+def test_datasets_create_import_list_show_export_without_a_server(data_dir: Path, tmp_path: Path) -> None:
+    import json as jsonlib
+    import zipfile
+
+    code, out = tunelab("datasets", "list", "--data-dir", str(data_dir))
+    assert code == 0 and "No datasets yet" in out
+    code, out = tunelab("datasets", "create", "empty", "--type", "supervised", "--data-dir", str(data_dir))
+    assert code == 0 and re.search(r"Created supervised dataset empty \(ds-\w+\)", out), out
+    code, out = tunelab("datasets", "create", "bad", "--type", "rated", "--data-dir", str(data_dir))
+    assert code == 2 and "--type" in out
+
+    folder = write_clips(tmp_path / "lofi", [{"prompt": "warm", "audio_path": "a.wav", "rating": 5},
+                                             {"prompt": "cold", "audio_path": "sub/b.wav", "rating": 2}],
+                         ["a.wav", "b.wav"])  # fmt: skip
+    (folder / "sub").mkdir()
+    (folder / "b.wav").rename(folder / "sub" / "b.wav")
+    code, out = tunelab("datasets", "import", str(folder), "--data-dir", str(data_dir))
+    assert code == 0 and re.search(r"Imported 2 item\(s\) into supervised dataset lofi", out), out
+    pairs = write_clips(tmp_path / "pairs", [{"prompt": "p", "chosen_path": "a.wav", "rejected_path": "b.wav"}],
+                        ["a.wav", "b.wav"])  # fmt: skip
+    archive = tmp_path / "pairs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in pairs.iterdir():
+            z.write(path, path.name)
+    code, out = tunelab("datasets", "import", str(archive), "--name", "zipped", "--data-dir", str(data_dir))
+    assert code == 0 and "Imported 1 item(s) into preference dataset zipped" in out, out
+
+    code, out = tunelab("datasets", "list", "--data-dir", str(data_dir))
+    assert code == 0 and re.search(r"lofi\s+supervised\s+2\s+1.0 s", out) and "zipped" in out, out
+    code, out = tunelab("datasets", "show", "lofi", "--data-dir", str(data_dir))
+    assert code == 0 and re.search(r"item-\w+\s+5\s+0.50 s\s+import\s+warm", out), out
+    code, out = tunelab("datasets", "export", "lofi", "--data-dir", str(data_dir))
+    assert code == 0 and "Exported to" in out
+    exported = Path(re.search(r"Exported to (\S+) ", out).group(1))  # type: ignore[union-attr]
+    assert [jsonlib.loads(line)["prompt"] for line in exported.read_text().splitlines()] == ["warm", "cold"]
+    code, _, errors = streams("datasets", "export", "empty", "--data-dir", str(data_dir))
+    assert code == 1 and "dataset_empty" in errors
+
+
+def test_an_import_with_a_bad_line_or_clip_makes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    bad_rating = write_clips(tmp_path / "a", [{"prompt": "x", "audio_path": "a.wav", "rating": 9}], ["a.wav"])
+    code, _, errors = streams("datasets", "import", str(bad_rating), "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_item" in errors and "line 1" in errors
+    broken = write_clips(tmp_path / "b", [{"prompt": "x", "audio_path": "a.wav", "rating": 3},
+                                          {"prompt": "y", "audio_path": "b.wav", "rating": 3}], ["a.wav", "b.wav"])  # fmt: skip
+    (broken / "b.wav").write_bytes(b"RIFF....not really a wave file")
+    code, _, errors = streams("datasets", "import", str(broken), "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_audio" in errors and "line 2" in errors
+    escape = write_clips(tmp_path / "c", [{"prompt": "x", "audio_path": "../a/a.wav", "rating": 3}], [])
+    code, _, errors = streams("datasets", "import", str(escape), "--data-dir", str(data_dir))
+    assert code == 1 and "outside the imported folder" in errors
+    code, out = tunelab("datasets", "list", "--data-dir", str(data_dir))
+    assert "No datasets yet" in out
+    assert not any((data_dir / "audio").glob("aud-*"))
+
+
+def test_dataset_import_goes_through_a_running_server(
+    data_dir: Path, tmp_path: Path, served: tuple[str, list[str]]
+) -> None:
+    url, seen = served
+    folder = write_clips(tmp_path / "served", [{"prompt": "a", "audio_path": "a.wav", "rating": 4},
+                                               {"prompt": "b", "audio_path": "b.wav", "rating": 1}], ["a.wav", "b.wav"])  # fmt: skip
+    code, out = tunelab("datasets", "import", str(folder), "--data-dir", str(data_dir))
+    assert code == 0 and "Imported 2 item(s)" in out, out
+    assert seen.count("POST /api/datasets") == 1 and sum("/items" in s for s in seen) == 2
+    listed = httpx.get(f"{url}/api/datasets").json()["items"]
+    assert [(d["name"], d["item_count"]) for d in listed] == [("served", 2)]

@@ -23,7 +23,8 @@ from tunelab.errors import TuneLabError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from tunelab.client import Experiments, Models
+    from tunelab.client import Datasets, Experiments, Models
+    from tunelab.domain.datasets import Dataset
 
 
 def _without_flag_types(params: list[Any]) -> list[Any]:
@@ -54,6 +55,8 @@ experiments_app = _group("List, show, archive and unarchive experiments.")
 models_app = _group("Base models: list and register MusicGen folders, or create the tiny local MusicGen.")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
+datasets_app = _group("Datasets of rated clips or preference pairs: create, import, list, show, export.")
+app.add_typer(datasets_app, name="datasets")
 
 DataDirOption = Annotated[
     Path | None,
@@ -409,6 +412,146 @@ def add_model(
     current = " (the current model)" if added.current else ""
     typer.echo(f"Registered {added.id}{current}: {added.sample_rate} Hz, {added.num_codebooks} codebooks, "
                f"up to {added.max_duration_s:g} s")  # fmt: skip
+
+
+@contextmanager
+def _datasets(data_dir: Path | None) -> Iterator[Datasets]:
+    from tunelab.client import open_datasets
+
+    try:
+        with open_datasets(_settings(data_dir)) as (datasets, opened):
+            if opened.url is None:
+                _note(f"no server holds {opened.db}; opened it directly")
+            yield datasets
+    except TuneLabError as exc:
+        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+DatasetArgument = Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="A dataset's id or exact name.")]
+
+
+def _dataset(datasets: Datasets, ref: str) -> Dataset:
+    found = [d for d in datasets.list_page().items if ref in (d.id, d.name)]
+    if not found:
+        raise TuneLabError(f"No dataset has the id or name {ref!r}; `tunelab datasets list` shows them",
+                           code="dataset_not_found")  # fmt: skip
+    return next((d for d in found if d.id == ref), found[0])
+
+
+@datasets_app.command("list", cls=Command)
+def list_datasets(data_dir: DataDirOption = None) -> None:
+    """Show the datasets, newest first."""
+    with _datasets(data_dir) as datasets:
+        found = datasets.list_page().items
+    if not found:
+        typer.echo("No datasets yet: `tunelab datasets create NAME --type supervised`, `tunelab datasets import DIR`, "
+                   "or the demo dataset on the studio's Datasets page.")  # fmt: skip
+        return
+    rows = [[d.id, d.name, d.type.value, str(d.item_count), f"{d.total_duration_s:.1f} s",
+             f"{d.created_at:%Y-%m-%d %H:%M}"] for d in found]  # fmt: skip
+    typer.echo(_table(["ID", "NAME", "TYPE", "ITEMS", "AUDIO", "CREATED"], rows))
+
+
+@datasets_app.command("create", cls=Command)
+def create_dataset(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Its name (unique).")],
+    kind: Annotated[
+        str, typer.Option("--type", metavar="TYPE", help="supervised (rated clips) or preference (pairs).")
+    ],
+    description: Annotated[str | None, typer.Option(metavar="TEXT", help="What it holds.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an empty dataset; add clips on the studio's Datasets page, or import a folder."""
+    from pydantic import ValidationError
+
+    from tunelab.domain.datasets import DatasetCreate
+
+    try:
+        data = DatasetCreate.model_validate({"name": name, "type": kind, "description": description})
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint=f"--{exc.errors()[0]['loc'][0]}") from None
+    with _datasets(data_dir) as datasets:
+        created = datasets.create(data)
+    typer.echo(f"Created {created.type.value} dataset {created.name} ({created.id})")
+
+
+@datasets_app.command("import", cls=Command)
+def import_dataset(
+    source: Annotated[Path, typer.Argument(metavar="DIR_OR_ZIP", help="A folder or .zip with a JSONL manifest.")],
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The new dataset's name (default: the folder's).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make a dataset from a folder (or zip) holding audio and a JSONL manifest beside it (data.jsonl, or its only
+    .jsonl file): lines {"prompt", "audio_path", "rating"} make a supervised dataset, lines {"prompt",
+    "chosen_path", "rejected_path"} a preference one; paths are relative to the manifest. All items or none."""
+    import json
+    import tempfile
+
+    from tunelab.domain.datasets import DatasetCreate, DatasetType
+    from tunelab.services.datasets import check_manifest
+
+    with tempfile.TemporaryDirectory(prefix="tunelab-import-") as scratch:
+        try:
+            folder = _unpacked(source, Path(scratch))
+            manifest = _manifest(folder)
+            records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as exc:
+            typer.secho(f"error [invalid_import]: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        supervised = all(isinstance(r, dict) and "audio_path" in r for r in records)
+        kind = DatasetType.SUPERVISED if supervised else DatasetType.PREFERENCE
+        with _datasets(data_dir) as datasets:
+            # Every line and clip is checked before the dataset is made, so a bad manifest makes nothing.
+            check_manifest(kind, records, manifest.parent)
+            created = datasets.create(DatasetCreate(name=name or source.stem, type=kind))
+            items = datasets.add_items(created.id, records, manifest.parent, source="import")
+    typer.echo(f"Imported {len(items)} item(s) into {kind.value} dataset {created.name} ({created.id})")
+
+
+def _unpacked(source: Path, scratch: Path) -> Path:
+    """The folder to import: `source` itself, or a zip's contents unpacked into `scratch` (at most 4 GB)."""
+    import zipfile
+
+    if source.is_dir():
+        return source
+    if not zipfile.is_zipfile(source):
+        raise ValueError(f"{source} is neither a folder nor a zip file")
+    with zipfile.ZipFile(source) as archive:
+        if sum(entry.file_size for entry in archive.infolist()) > 4 * 1024**3:
+            raise ValueError(f"{source} unpacks to more than 4 GB")
+        archive.extractall(scratch)  # zipfile drops absolute paths and '..' from member names
+    return scratch
+
+
+def _manifest(folder: Path) -> Path:
+    candidates = [folder / "data.jsonl"] if (folder / "data.jsonl").is_file() else sorted(folder.rglob("*.jsonl"))
+    if len(candidates) != 1:
+        raise ValueError(f"{folder} needs one JSONL manifest (data.jsonl); found {len(candidates)}")
+    return candidates[0]
+
+
+@datasets_app.command("show", cls=Command)
+def show_dataset(dataset: DatasetArgument, data_dir: DataDirOption = None) -> None:
+    """Show one dataset with its items."""
+    with _datasets(data_dir) as datasets:
+        detail = datasets.detail(_dataset(datasets, dataset).id)
+    typer.echo(f"{detail.name} ({detail.id}): {detail.type.value}, {detail.item_count} item(s), "
+               f"{detail.total_duration_s:.1f} s of audio")  # fmt: skip
+    if detail.items:
+        rows = [[i.id, str(i.rating) if i.rating is not None else "-", f"{i.duration_s:.2f} s", i.source,
+                 i.prompt[:60]] for i in detail.items]  # fmt: skip
+        typer.echo(_table(["ITEM", "RATING", "AUDIO", "SOURCE", "PROMPT"], rows))
+
+
+@datasets_app.command("export", cls=Command)
+def export_dataset(dataset: DatasetArgument, data_dir: DataDirOption = None) -> None:
+    """Write the dataset as the training command's JSONL and record it as an artifact."""
+    with _datasets(data_dir) as datasets:
+        artifact = datasets.export(_dataset(datasets, dataset).id)
+    typer.echo(f"Exported to {artifact.uri} (artifact {artifact.id}, sha256 {artifact.sha256})")
 
 
 @models_app.command("create-tiny", cls=Command)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -17,7 +18,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from tunelab.config import Settings
+from tunelab.domain.artifacts import Artifact
 from tunelab.domain.common import Page
+from tunelab.domain.datasets import Dataset, DatasetCreate, DatasetDetail, DatasetItem
 from tunelab.domain.experiments import Experiment, ExperimentCreate, ExperimentDetail, ExperimentFilter
 from tunelab.domain.models import BaseModelCreate, BaseModelInfo
 from tunelab.errors import (
@@ -32,6 +35,7 @@ from tunelab.errors import (
 )
 
 if TYPE_CHECKING:
+    from tunelab.services.datasets import DatasetService
     from tunelab.services.experiments import ExperimentService
     from tunelab.services.models import ModelService
     from tunelab.store import Database
@@ -208,6 +212,68 @@ class HttpModels(HttpClient):
 
 
 Models: TypeAlias = "HttpModels | ModelService"
+
+
+class HttpDatasets(HttpClient):
+    """The dataset commands of the CLI against a server's JSON API (the DatasetService methods they use)."""
+
+    def create(self, data: DatasetCreate) -> Dataset:
+        return self._model(Dataset, self._call("POST", "/api/datasets", json=data.model_dump(mode="json")))
+
+    def list_page(self) -> Page[Dataset]:
+        return self._model(Page[Dataset], self._call("GET", "/api/datasets"))
+
+    def detail(self, dataset_id: str) -> DatasetDetail:
+        return self._model(DatasetDetail, self._call("GET", f"/api/datasets/{_segment(dataset_id)}"))
+
+    def export(self, dataset_id: str) -> Artifact:
+        return self._model(Artifact, self._call("POST", f"/api/datasets/{_segment(dataset_id)}/export"))
+
+    def add_items(self, dataset_id: str, records: list[dict[str, Any]], root: Path, source: str) -> list[DatasetItem]:
+        """Each record uploaded as a form from the files beside the manifest; all or none: on a refusal the items
+        added so far are removed again (the server cannot read the client's paths, so it cannot do this at once)."""
+        del source  # the server marks uploads as such
+        added: list[DatasetItem] = []
+        try:
+            for number, record in enumerate(records, start=1):
+                fields = {k: str(record[k]) for k in ("prompt", "rating") if record.get(k) is not None}
+                paths = {side: record.get(f"{side}_path") for side in ("audio", "chosen", "rejected")}
+                with contextlib.ExitStack() as stack:
+                    files = {side: (Path(str(p)).name, stack.enter_context((root / str(p)).open("rb")))
+                             for side, p in paths.items() if p}  # fmt: skip
+                    try:
+                        answer = self._call("POST", f"/api/datasets/{_segment(dataset_id)}/items", data=fields,
+                                            files=files)  # fmt: skip
+                    except TuneLabError as error:
+                        error.message = f"line {number}: {error.message}"
+                        raise
+                added.append(self._model(DatasetItem, answer))
+        except BaseException:
+            for item in added:
+                self._call("DELETE", f"/api/datasets/{_segment(dataset_id)}/items/{_segment(item.id)}")
+            raise
+        return added
+
+
+Datasets: TypeAlias = "HttpDatasets | DatasetService"
+
+
+@contextmanager
+def open_datasets(settings: Settings) -> Iterator[tuple[Datasets, Opened]]:
+    """The data dir's datasets: through its running server, else from its database file."""
+    from tunelab.services.datasets import DatasetService
+
+    url = running_server(settings)
+    if url:
+        yield HttpDatasets(url), Opened(settings.db_path, url=url)
+        return
+    exists = settings.db_path.exists()
+    settings.ensure_dirs()
+    db = _open_database(settings)
+    try:
+        yield DatasetService(db, settings), Opened(settings.db_path, created=not exists)
+    finally:
+        db.close()
 
 
 @contextmanager

@@ -60,6 +60,14 @@ class AudioFiles:
             Path(row["path"]).unlink(missing_ok=True)
 
 
+def check_clip(path: Path, field: str) -> None:
+    """What `receive` would refuse of the file at `path`, without keeping anything."""
+    if path.stat().st_size > MAX_AUDIO_BYTES:
+        raise PayloadTooLarge(f"{field} ({path.name}): the file is larger than {MAX_AUDIO_BYTES} bytes",
+                              code="file_too_large", details={"field": field, "max_bytes": MAX_AUDIO_BYTES})  # fmt: skip
+    _decode(path, field, path.name)
+
+
 def _copy(source: BinaryIO, target: Path, field: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0

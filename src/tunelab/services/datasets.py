@@ -32,7 +32,7 @@ from tunelab.domain.datasets import (
     DatasetType,
 )
 from tunelab.errors import Conflict, NotFound, Unprocessable
-from tunelab.services.audio import AudioFiles
+from tunelab.services.audio import AudioFiles, check_clip
 from tunelab.services.experiments import new_id
 from tunelab.store import artifacts as artifact_store
 from tunelab.store import datasets as store
@@ -109,21 +109,7 @@ class DatasetService:
     def add_items(self, dataset_id: str, records: list[dict[str, Any]], root: Path, source: str) -> list[DatasetItem]:
         """Items from manifest records (the training JSONL's fields, paths relative to `root`), all or none."""
         dataset = self.get(dataset_id)
-        resolved = root.resolve()
-        checked = []
-        for number, record in enumerate(records, start=1):
-            if not isinstance(record, dict):
-                raise invalid_item(f"line {number}: not a JSON object", line=number)
-            paths = {side: record.get(f"{'audio' if side == 'audio' else side}_path") for side in
-                     ("audio", "chosen", "rejected")}  # fmt: skip
-            fields = {k: str(record[k]) for k in ("prompt", "rating") if record.get(k) is not None}
-            try:
-                prompt, rating, sides = _checked_item(dataset.type, fields,
-                                                      {side for side, path in paths.items() if path})  # fmt: skip
-                files = {side: _inside(resolved, str(paths[side])) for side in sides}
-            except Unprocessable as error:
-                raise invalid_item(f"line {number}: {error.message}", line=number, **error.details) from None
-            checked.append((prompt, rating, files))
+        checked = _checked_records(dataset.type, records, root)
         kept: list[dict[str, Any]] = []
         rows = []
         try:
@@ -231,6 +217,39 @@ def _checked_item(kind: DatasetType, fields: dict[str, str], sides: set[str]) ->
         raise invalid_item(f"A preference item needs both clips: {' and '.join(missing)} missing", field=missing[0],
                            missing=missing)  # fmt: skip
     return prompt, None, ["chosen", "rejected"]
+
+
+def _checked_records(
+    kind: DatasetType, records: list[dict[str, Any]], root: Path
+) -> list[tuple[str, int | None, dict[str, Path]]]:
+    """Each manifest record's prompt, rating and audio files (inside `root`); 422 invalid_item naming the line."""
+    resolved = root.resolve()
+    checked = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise invalid_item(f"line {number}: not a JSON object", line=number)
+        paths = {side: record.get(f"{side}_path") for side in ("audio", "chosen", "rejected")}
+        fields = {k: str(record[k]) for k in ("prompt", "rating") if record.get(k) is not None}
+        try:
+            prompt, rating, sides = _checked_item(kind, fields, {side for side, path in paths.items() if path})
+            files = {side: _inside(resolved, str(paths[side])) for side in sides}
+        except Unprocessable as error:
+            raise invalid_item(f"line {number}: {error.message}", **{**error.details, "line": number}) from None
+        checked.append((prompt, rating, files))
+    return checked
+
+
+def check_manifest(kind: DatasetType, records: list[dict[str, Any]], root: Path) -> None:
+    """What add_items would refuse, found before anything is made: every line, and every clip decoded."""
+    if not records:
+        raise invalid_item("The manifest has no lines")
+    for number, (_, _, files) in enumerate(_checked_records(kind, records, root), start=1):
+        for side, path in files.items():
+            try:
+                check_clip(path, side)
+            except Unprocessable as error:
+                raise Unprocessable(f"line {number}: {error.message}", code=error.code,
+                                    details={**error.details, "line": number}) from None  # fmt: skip
 
 
 def _inside(root: Path, relative: str) -> Path:
