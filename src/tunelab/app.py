@@ -26,7 +26,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not services.db.closed:  # (an app whose lifespan already ended once serves nothing from its database)
+            services.training.begin()  # re-attach to runs left running, then schedule queued ones
         yield
+        services.training.stop()  # runs go on under their supervisors; a later start follows them again
         services.db.close()
 
     app = FastAPI(

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Folders (comma-separated) besides the data dir from which models and adapters may be registered.",
     )
+    max_concurrent_runs: int = Field(default=1, ge=1, le=64, description="Training runs that may run at once.")
     bootstrap_model: bool = Field(
         default=True,
         description="On first start, create the tiny MusicGen under DATA_DIR/models and make it the current model.",

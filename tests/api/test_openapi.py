@@ -344,4 +344,5 @@ def test_creates_link_to_what_their_id_opens(app: FastAPI) -> None:
         for m, p, o in operations(document)
         if any(x["in"] == "path" for x in o.get("parameters", []))
     }
-    assert with_ids == followed
+    # Adapters are made by runs that end, not by a create whose answer could link to them.
+    assert with_ids - {"GET /api/adapters/{adapter_id}"} == followed

@@ -72,13 +72,13 @@ def test_a_training_run_without_a_dataset_is_400_and_creates_no_run(client, api)
     assert api.run(exp["id"], name="r")["name"] == "r"
 
 
-def test_a_training_run_is_400_training_unavailable_and_creates_no_run(client, api) -> None:
+def test_a_training_run_without_a_base_model_is_409_and_creates_no_run(client, api) -> None:
     exp = api.experiment("with data", dataset_id="ds-1")
 
     response = client.post(f"/api/experiments/{exp['id']}/runs", json={"name": "r", "config": {"epochs": 1}})
 
-    error = api.error(response, 400, "training_unavailable")
-    assert "external" in error["message"]
+    error = api.error(response, 409, "no_base_model")
+    assert "tunelab models add" in error["message"]
     assert api.get(f"/api/experiments/{exp['id']}/runs")["items"] == []
     after = api.get(f"/api/experiments/{exp['id']}")
     assert (after["run_count"], after["status"], after["execution"]["started_at"]) == (0, "draft", None)

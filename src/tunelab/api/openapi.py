@@ -57,14 +57,18 @@ WRITES = (400, 403, 413, 422)
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 
-def links(parameter: str, targets: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """A created resource's OpenAPI links, by name: its `id` fills `parameter` of each (method, path), so clients
-    and schemathesis' stateful phase can follow a create with what it enables."""
+def links(parameter: str, targets: dict[str, tuple[str, str]], **more: str) -> dict[str, Any]:
+    """A created resource's OpenAPI links, by name: its `id` fills `parameter` of each (method, path), and each
+    of `more` (path parameter -> a field of the answer) fills another, so clients and schemathesis' stateful phase
+    can follow a create with what it enables."""
     return {
         "links": {
             name: {
                 "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower(),
-                "parameters": {parameter: "$response.body#/id"},
+                "parameters": {
+                    parameter: "$response.body#/id",
+                    **{name: f"$response.body#/{field}" for name, field in more.items()},
+                },
             }
             for name, (method, path) in targets.items()
         }

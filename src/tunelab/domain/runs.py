@@ -60,6 +60,9 @@ class Run(BaseModel):
     created_at: UTCDateTime
     started_at: UTCDateTime | None
     completed_at: UTCDateTime | None
+    output_dir: str | None = Field(default=None, description="Where a run TuneLab started writes its adapter files.")
+    exit_code: int | None = Field(default=None, description="How its training process ended (runs TuneLab started).")
+    provenance: JSONDict = Field(default_factory=dict, description="Code and model it was started with.")
 
 
 class MetricComparison(BaseModel):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunelab.config import Settings
+from tunelab.executors.base import Executor
+from tunelab.services.adapters import AdapterService
 from tunelab.services.artifacts import ArtifactService
 from tunelab.services.datasets import DatasetService
 from tunelab.services.experiments import ExperimentService
 from tunelab.services.models import ModelService
 from tunelab.services.runs import RunService
+from tunelab.services.training import TrainingService
 from tunelab.store.db import Database
 
 
@@ -21,10 +24,19 @@ class Services:
     artifacts: ArtifactService
     models: ModelService
     datasets: DatasetService
+    adapters: AdapterService
+    training: TrainingService
 
     @classmethod
-    def build(cls, db: Database, settings: Settings | None = None) -> Services:
-        """The services over `db`; `settings` say where files live (by default, the folder of the database)."""
+    def build(cls, db: Database, settings: Settings | None = None, executor: Executor | None = None) -> Services:
+        """The services over `db`; `settings` say where files live (by default, the folder of the database); runs
+        TuneLab trains go to `executor` (by default the local one, under DATA_DIR/runs)."""
+        from tunelab.executors.local import LocalExecutor
+
         settings = settings or Settings(data_dir=db.path.parent, db=db.path)
-        return cls(db=db, experiments=ExperimentService(db), runs=RunService(db), artifacts=ArtifactService(db),
-                   models=ModelService(db, settings), datasets=DatasetService(db, settings))  # fmt: skip
+        experiments, runs = ExperimentService(db), RunService(db)
+        models, datasets, adapters = ModelService(db, settings), DatasetService(db, settings), AdapterService(db)
+        training = TrainingService(db, settings, executor or LocalExecutor(settings.data_dir / "runs"), runs,
+                                   experiments, datasets, models, adapters)  # fmt: skip
+        return cls(db=db, experiments=experiments, runs=runs, artifacts=ArtifactService(db), models=models,
+                   datasets=datasets, adapters=adapters, training=training)  # fmt: skip

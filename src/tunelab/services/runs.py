@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tunelab.domain.common import utcnow
 from tunelab.domain.experiments import Experiment, ExperimentStatus, RunOutcome, status_from_runs
@@ -60,26 +62,21 @@ class RunService:
     def __init__(self, db: Database):
         self.db = db
 
-    def create(self, experiment_id: str, data: RunCreate) -> Run:
-        """Create a run; a run of an outside engine (`external`) starts running, and so does its experiment.
+    def create(self, experiment_id: str, data: RunCreate, prepared: PreparedRun | None = None) -> Run:
+        """Create a run: one an outside engine reports on (`external`), which starts running, and so does its
+        experiment; or one TuneLab starts (`prepared` by services/training.py), which waits in the queue (pending)
+        or was refused before it could (failed).
 
         The experiment and its runs' names are known in memory, so the run (and the experiment it starts) is written
         through the row journal: durable at once, in DuckDB within moments (store/row_journal.py).
         """
+        if not data.external and prepared is None:
+            raise BadRequest("A run TuneLab trains is started by the training service", code="training_unavailable")
         with self.db.write(behind=True) as con:
             experiment = cached(self.db, con, experiment_id)
             if experiment.status is ExperimentStatus.ARCHIVED:
                 raise Conflict(f"Experiment {experiment.name!r} is archived; unarchive it to start runs",
                                code="experiment_archived")  # fmt: skip
-            if not data.external:
-                if not experiment.dataset_id:
-                    raise BadRequest("A dataset must be linked to the experiment before a run can start",
-                                     code="dataset_required", details={"experiment_id": experiment_id})  # fmt: skip
-                raise BadRequest(
-                    "Training runs started by TuneLab are not available yet; report an outside run with "
-                    '{"external": true}',
-                    code="training_unavailable",
-                )
             taken = self.db.rows.run_names(experiment_id, lambda: self._stored_names(con, experiment_id))
             name = data.name or f"run-{len(self.db.rows.runs_of([experiment_id]).get(experiment_id, [])) + 1}"
             if name in taken:
@@ -87,7 +84,7 @@ class RunService:
                     raise Conflict(f"Experiment already has a run named {name!r}", code="run_name_taken",
                                    details={"name": name})  # fmt: skip
                 name = next_run_name(taken)  # run-{count+1} was taken (by a run named so by hand)
-            run = self._new_run(experiment_id, data, name, utcnow())
+            run = self._new_run(experiment_id, data, name, utcnow(), prepared)
             writes = [RowWrite("runs", run.id, store.insert_values(_row(run)), insert=True)]
             change = status_from_runs(experiment.status, self._outcomes(con, experiment.id, run))
             changed = self._experiment_write(experiment, change, writes)
@@ -121,7 +118,16 @@ class RunService:
         return store.names_for_experiment(con, experiment_id)
 
     @staticmethod
-    def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime) -> Run:
+    def _new_run(experiment_id: str, data: RunCreate, name: str, now: datetime, prepared: PreparedRun | None) -> Run:
+        if prepared is not None:
+            failed = prepared.error is not None
+            return Run(
+                id=prepared.run_id, experiment_id=experiment_id, name=name,
+                status=RunStatus.FAILED if failed else RunStatus.PENDING, training_type=prepared.training_type,
+                external=False, config=prepared.config, inputs=prepared.inputs, error=prepared.error, adapter_id=None,
+                final_loss=None, metrics_summary={}, created_at=now, started_at=None,
+                completed_at=now if failed else None, output_dir=prepared.output_dir, provenance=prepared.provenance,
+            )  # fmt: skip
         training_type = data.config.get("training_type")
         return Run(
             id=new_id("run"), experiment_id=experiment_id, name=name, status=RunStatus.RUNNING,
@@ -136,8 +142,9 @@ class RunService:
             goals = cached(self.db, con, run.experiment_id).metric_goals
             return with_summary(run, run_stats(self.db, con, [run_id]).get(run_id, {}), goals)
 
-    def set_status(self, run_id: str, update: RunStatusUpdate) -> Run:
-        """End a run (or start a pending one); the experiment settles once every run has ended.
+    def set_status(self, run_id: str, update: RunStatusUpdate, **ended: object) -> Run:
+        """End a run (or start a pending one); the experiment settles once every run has ended. `ended` are more
+        columns an end writes (exit_code, adapter_id: a run TuneLab started).
 
         The run, its experiment and its siblings' statuses are known in memory, so the run (and the experiment it
         settles) is written through the row journal, as one atomic group.
@@ -158,7 +165,8 @@ class RunService:
                                details={"from": run.status.value, "to": update.status.value})  # fmt: skip
             if ending:
                 error = update.error if update.status is RunStatus.FAILED else None
-                fields: dict[str, object] = {"status": update.status.value, "completed_at": now, "error": error}
+                fields: dict[str, object] = {"status": update.status.value, "completed_at": now, "error": error,
+                                             **ended}  # fmt: skip
             else:
                 fields = {"status": update.status.value, "started_at": now}
             # The answer is built before anything is written: nothing is committed that could not be answered.
@@ -359,8 +367,23 @@ def _row(run: Run) -> dict[str, object]:
     return {
         "id": run.id, "experiment_id": run.experiment_id, "name": run.name, "status": run.status.value,
         "training_type": run.training_type, "external": run.external, "config": run.config, "inputs": run.inputs,
-        "created_at": run.created_at, "started_at": run.started_at,
+        "created_at": run.created_at, "started_at": run.started_at, "completed_at": run.completed_at,
+        "error": run.error, "output_dir": run.output_dir, "provenance": run.provenance,
     }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What the training service settled before a run TuneLab trains is created: its id (its output folder is
+    named after it), resolved config, frozen inputs and provenance; `error` when it cannot start at all."""
+
+    run_id: str
+    training_type: str
+    config: dict[str, Any]
+    inputs: dict[str, list[str]]
+    output_dir: str
+    provenance: dict[str, Any]
+    error: str | None = None
 
 
 def batch_too_large(received: int) -> Unprocessable:

@@ -239,6 +239,10 @@ class Database:
             replace_entries(con, self.journal.pending)
         self.journal.applied()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Apply the journal and close; closing again does nothing (an app's lifespan may end more than once)."""
         with self._lock:

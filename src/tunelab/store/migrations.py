@@ -276,6 +276,38 @@ def m008_datasets_and_audio(con: Connection) -> None:
     con.execute("CREATE INDEX idx_dataset_items_dataset ON dataset_items(dataset_id)")
 
 
+@migration
+def m009_runs_started_by_tunelab_and_adapters(con: Connection) -> None:
+    # Runs TuneLab starts carry where their outputs go, how their process ended and where they came from.
+    con.execute("ALTER TABLE runs ADD COLUMN output_dir TEXT")
+    con.execute("ALTER TABLE runs ADD COLUMN exit_code INTEGER")
+    con.execute("ALTER TABLE runs ADD COLUMN provenance TEXT DEFAULT '{}'")
+    # Adapter records: made by runs now; the registry (validation, listing, lifecycle) grows into the same table.
+    con.execute(
+        """
+        CREATE TABLE adapters (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            base_model_id TEXT,
+            storage_path TEXT NOT NULL,
+            active BOOLEAN NOT NULL DEFAULT FALSE,
+            deleted_at TIMESTAMP,
+            description TEXT,
+            training_config TEXT NOT NULL DEFAULT '{}',
+            training_dataset_id TEXT,
+            experiment_id TEXT,
+            run_id TEXT,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            usage_count INTEGER NOT NULL DEFAULT 0,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_adapters_name ON adapters(name)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:

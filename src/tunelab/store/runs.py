@@ -9,8 +9,8 @@ from tunelab.domain.runs import Run, RunStatus
 from tunelab.store import db
 from tunelab.store.db import Connection, fetch_dicts
 
-_JSON_COLUMNS = {"config", "inputs"}
-UPDATABLE = {"status", "error", "adapter_id", "started_at", "completed_at", "inputs", "config"}
+_JSON_COLUMNS = {"config", "inputs", "provenance"}
+UPDATABLE = {"status", "error", "adapter_id", "started_at", "completed_at", "inputs", "config", "exit_code"}
 
 
 def insert_values(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,4 +70,7 @@ def to_run(row: dict[str, Any]) -> Run:
         created_at=row["created_at"],
         started_at=row["started_at"],
         completed_at=row["completed_at"],
+        output_dir=row["output_dir"],
+        exit_code=row["exit_code"],
+        provenance=json.loads(row["provenance"] or "{}"),
     )

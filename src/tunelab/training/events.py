@@ -39,6 +39,32 @@ def parse_events(data: bytes) -> list[dict[str, Any]]:
     return events
 
 
+class EventStream:
+    """`parse_events` for a byte stream that arrives in pieces: an event cut between two pieces is found whole
+    once its end arrives. Holds back at most the unfinished event (dropped past `limit` bytes: never valid)."""
+
+    _START = PREFIX.encode()
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self._held = b""
+        self._limit = limit
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        data = self._held + data
+        self._held = b""
+        start = data.rfind(self._START)
+        if start != -1 and data.find(TERMINATOR.encode(), start) == -1:
+            self._held, data = data[start:], data[:start]  # an event begun and not yet ended
+        else:  # the end may hold the first bytes of a prefix: ESC, ESC ], …
+            for size in range(min(len(self._START) - 1, len(data)), 0, -1):
+                if self._START.startswith(data[-size:]):
+                    self._held, data = data[-size:], data[:-size]
+                    break
+        if len(self._held) > self._limit:
+            self._held = b""
+        return parse_events(data)
+
+
 def strip_events(data: bytes) -> bytes:
     """`data` with the event sequences removed, for showing captured output as plain text."""
     return _EVENT.sub(b"", data)

@@ -28,7 +28,15 @@ DatasetId = Annotated[str, Path(pattern=ID_REGEX, description="A dataset id (ds-
 ItemId = Annotated[str, Path(pattern=ID_REGEX, description="An item id (item-…).")]
 AudioId = Annotated[str, Path(pattern=ID_REGEX, description="An audio id (aud-…).")]
 CREATED = links("dataset_id", {"get": ("GET", "/api/datasets/{dataset_id}"),
+                               "addItem": ("POST", "/api/datasets/{dataset_id}/items"),
                                "export": ("POST", "/api/datasets/{dataset_id}/export")})  # fmt: skip
+ITEM_CREATED = links(
+    "item_id", {"delete": ("DELETE", "/api/datasets/{dataset_id}/items/{item_id}")}, dataset_id="dataset_id"
+)
+ITEM_CREATED["links"]["play"] = {
+    "operationRef": "#/paths/~1api~1audio~1{audio_id}/get",
+    "parameters": {"audio_id": "$response.body#/audio_id"},
+}  # a supervised item's clip
 
 
 @router.post("/datasets", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
@@ -56,7 +64,8 @@ async def get_dataset(dataset_id: DatasetId, services: ServicesDep) -> DatasetDe
     return await blocking(services.datasets.detail, dataset_id)
 
 
-@router.post("/datasets/{dataset_id}/items", status_code=201, responses=errors(*WRITES, 404, 409))
+@router.post("/datasets/{dataset_id}/items", status_code=201,
+             responses={**errors(*WRITES, 404, 409), 201: ITEM_CREATED})  # fmt: skip
 async def add_item(
     dataset_id: DatasetId,
     services: ServicesDep,

@@ -135,14 +135,20 @@ RUN_CREATED = links(
     {
         "get": ("GET", _RUN), "cancel": ("POST", f"{_RUN}/cancel"), "setStatus": ("POST", f"{_RUN}/status"),
         "getMetrics": ("GET", f"{_RUN}/metrics"), "ingestMetrics": ("POST", f"{_RUN}/metrics"),
+        "getLog": ("GET", f"{_RUN}/logs"), "streamLog": ("GET", f"{_RUN}/logs/stream"),
     },
 )  # fmt: skip
 
 
 @router.post("/{experiment_id}/runs", status_code=201, responses={**errors(*WRITES, 404, 409), 201: RUN_CREATED})
 async def create_run(experiment_id: ExperimentId, body: RunCreate, services: ServicesDep) -> Run:
-    """Start a run; `external: true` records one that an outside engine reports on (it starts running)."""
-    return await blocking(services.runs.create, experiment_id, body)
+    """Start a training run of the experiment's dataset on the current base model: 201 with the run `pending`
+    (queued); 400 `dataset_required` (and no run) without a dataset; 409 for an archived experiment; 422
+    `invalid_config` listing every bad option. `config` overrides the experiment's config, which overrides the
+    training command's defaults. An empty dataset or a failed export gives a `failed` run saying so.
+    With `external: true` it records a run an outside engine reports on instead (it starts running)."""
+    start = services.runs.create if body.external else services.training.start
+    return await blocking(start, experiment_id, body)
 
 
 @router.get("/{experiment_id}/runs", responses=errors(*COMMON, 404))

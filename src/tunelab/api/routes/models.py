@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from tunelab.api.deps import ServicesDep
-from tunelab.api.openapi import COMMON, WRITES, errors
+from tunelab.api.openapi import COMMON, WRITES, errors, links
 from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.common import ID_REGEX, Page
 from tunelab.domain.models import BaseModelCreate, BaseModelInfo, SettingsUpdate, StudioSettings
@@ -23,7 +23,11 @@ async def list_models(services: ServicesDep) -> Page[BaseModelInfo]:
     return Page(items=items, total=len(items), page=1, page_size=max(1, len(items)))
 
 
-@router.post("/models", status_code=201, responses=errors(*WRITES, 409))
+@router.post(
+    "/models",
+    status_code=201,
+    responses={**errors(*WRITES, 409), 201: links("model_id", {"get": ("GET", "/api/models/{model_id}")})},
+)
 async def add_model(body: BaseModelCreate, services: ServicesDep) -> BaseModelInfo:
     """Register a MusicGen folder in Hugging Face format (config, safetensors weights, processor), checked and
     described without loading it: 422 `invalid_model` with the reason, 409 `model_exists`, 422 `path_not_allowed`

@@ -93,8 +93,9 @@ async def get_run(run_id: RunId, services: ServicesDep) -> Run:
 
 @router.post("/{run_id}/cancel", responses=errors(*WRITES, 404, 409))
 async def cancel_run(run_id: RunId, services: ServicesDep) -> Run:
-    """Cancel a run that has not ended."""
-    return await blocking(services.runs.cancel, run_id)
+    """Cancel a run that has not ended: a queued run leaves the queue; a training process is stopped (SIGTERM,
+    then SIGKILL after a grace period) and the run ends `cancelled` with its partial outputs and log."""
+    return await blocking(services.training.cancel, run_id)
 
 
 @router.post("/{run_id}/status", responses=errors(*WRITES, 404, 409))
