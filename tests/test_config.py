@@ -26,8 +26,10 @@ def env_seen_by_a_module_fixture() -> Iterator[list[str]]:
 def test_tests_run_without_any_tunelab_environment(env_seen_by_a_module_fixture: list[str]) -> None:
     # The session fixture in tests/conftest.py removed them; a real user DB can never be reached.
     assert {"EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"} <= SETTINGS_ENV
-    assert not [var for var in os.environ if var.upper() in SETTINGS_ENV]
-    assert env_seen_by_a_module_fixture == []
+    # All but one, which the fixture sets itself: no test server makes the tiny model unless the test asks.
+    assert [var for var in os.environ if var.upper() in SETTINGS_ENV] == ["TUNELAB_BOOTSTRAP_MODEL"]
+    assert os.environ["TUNELAB_BOOTSTRAP_MODEL"] == "0" and Settings().bootstrap_model is False
+    assert env_seen_by_a_module_fixture == ["TUNELAB_BOOTSTRAP_MODEL"]
     settings = Settings()
     # The tests run TuneLab from this checkout (`make setup` installs it editable): the default is its ./data.
     assert settings.data_dir == DEFAULT_DATA_DIR == REPO / "data"
@@ -44,6 +46,7 @@ def test_a_developers_environment_does_not_reach_the_tests(tmp_path: Path) -> No
         "tunelab_port": "9999",  # pydantic-settings reads names case-insensitively
         "TUNELAB_HOST": "0.0.0.0",
         "EXPERIMENT_DB": str(tmp_path / "legacy.duckdb"),
+        "TUNELAB_BOOTSTRAP_MODEL": "1",
     }
     test_id = "tests/test_config.py::test_tests_run_without_any_tunelab_environment"
     done = subprocess.run(
