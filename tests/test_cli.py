@@ -564,3 +564,51 @@ def test_dataset_import_goes_through_a_running_server(
     assert seen.count("POST /api/datasets") == 1 and sum("/items" in s for s in seen) == 2
     listed = httpx.get(f"{url}/api/datasets").json()["items"]
     assert [(d["name"], d["item_count"]) for d in listed] == [("served", 2)]
+
+
+# --- runs ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runs_start_logs_and_cancel_through_the_running_server(
+    data_dir: Path, tiny_model: Path, served: tuple[str, list[str]]
+) -> None:
+    import shutil
+
+    url, _ = served
+    shutil.copytree(tiny_model, data_dir / "models" / "tiny")
+    assert httpx.post(f"{url}/api/models", json={"path": str(data_dir / "models" / "tiny")}).status_code == 201
+    demo = httpx.post(f"{url}/api/datasets/demo", timeout=30).json()
+    httpx.post(f"{url}/api/experiments", json={"name": "cli training", "dataset_id": demo["id"]})
+    code, out = tunelab("runs", "start", "cli training", "--name", "quick", "--set", "epochs=1", "--set",
+                        "batch_size=4", "--set", "max_audio_seconds=1", "--set", "save_every=0",
+                        "--data-dir", str(data_dir))  # fmt: skip
+    assert code == 0, out
+    found = re.search(r"Run quick \((run-\w+)\) is pending", out)
+    assert found and f"tunelab runs logs {found.group(1)} --follow" in out
+    run_id = found.group(1)
+    followed = runner.invoke(app, ["runs", "logs", run_id, "--follow", "--data-dir", str(data_dir)])
+    assert followed.exit_code == 0 and "[run completed, exit status 0]" in followed.stderr
+    log = (data_dir / "runs" / run_id / "output.log").read_bytes()
+    assert followed.stdout_bytes == log  # the raw bytes, bars and colours as they were
+    printed = runner.invoke(app, ["runs", "logs", run_id, "--data-dir", str(data_dir)])
+    assert printed.exit_code == 0 and printed.stdout_bytes == log
+    code, _, errors = streams("runs", "cancel", run_id, "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_status_transition" in errors
+    code, _, errors = streams("runs", "start", "cli training", "--set", "epochs", "--data-dir", str(data_dir))
+    assert code == 2 and "KEY=VALUE" in errors
+    code, _, errors = streams("runs", "start", "cli training", "--set", "epochs=zero", "--data-dir", str(data_dir))
+    assert code == 1 and "invalid_config" in errors
+
+
+def test_runs_commands_without_a_server_say_what_they_need(data_dir: Path) -> None:
+    code, _, errors = streams("runs", "start", "anything", "--data-dir", str(data_dir))
+    assert code == 1 and "server_unavailable" in errors and "make run" in errors
+    code, _, errors = streams("runs", "cancel", "run-x", "--data-dir", str(data_dir))
+    assert code == 1 and "server_unavailable" in errors
+    code, _, errors = streams("runs", "logs", "run-x", "--data-dir", str(data_dir))
+    assert code == 1 and "log_not_found" in errors
+    (data_dir / "runs" / "run-x").mkdir(parents=True)
+    (data_dir / "runs" / "run-x" / "output.log").write_bytes(b"\x1b[32mstep 1\x1b[0m\r\n")
+    printed = runner.invoke(app, ["runs", "logs", "run-x", "--data-dir", str(data_dir)])
+    assert printed.exit_code == 0 and printed.stdout_bytes == b"\x1b[32mstep 1\x1b[0m\r\n"

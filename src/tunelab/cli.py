@@ -57,6 +57,8 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 datasets_app = _group("Datasets of rated clips or preference pairs: create, import, list, show, export.")
 app.add_typer(datasets_app, name="datasets")
+runs_app = _group("Training runs: start one on an experiment's dataset, follow its terminal output, cancel it.")
+app.add_typer(runs_app, name="runs")
 
 DataDirOption = Annotated[
     Path | None,
@@ -552,6 +554,139 @@ def export_dataset(dataset: DatasetArgument, data_dir: DataDirOption = None) -> 
     with _datasets(data_dir) as datasets:
         artifact = datasets.export(_dataset(datasets, dataset).id)
     typer.echo(f"Exported to {artifact.uri} (artifact {artifact.id}, sha256 {artifact.sha256})")
+
+
+def _server(data_dir: Path | None, what: str) -> Any:
+    """The running server of the data dir, as an HTTP client; runs are trained by the server's scheduler."""
+    from tunelab.client import HttpClient, running_server
+
+    settings = _settings(data_dir)
+    url = running_server(settings)
+    if url is None:
+        typer.secho(f"error [server_unavailable]: {what} needs the TuneLab server of {settings.data_dir}: start it "
+                    "with `make run` or `tunelab serve`", fg="red", err=True)  # fmt: skip
+        raise typer.Exit(1)
+    return HttpClient(url)
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    import json
+
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            config[key.strip()] = json.loads(value)
+        except ValueError:
+            config[key.strip()] = value  # a bare word: a string (lora_target_modules=q_proj,v_proj)
+    return config
+
+
+@runs_app.command("start", cls=Command)
+def start_run(
+    experiment: ExperimentArgument,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="A training option (epochs=1, learning_rate=2e-4 …); repeat it."
+        ),
+    ] = None,  # fmt: skip
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="The run's name (default: run-N).")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Queue a training run of the experiment's dataset on the current base model (needs the running server)."""
+    server = _server(data_dir, "Starting a run")
+    body: dict[str, Any] = {"config": _parse_sets(sets or [])}
+    if name:
+        body["name"] = name
+    try:
+        with _experiments(data_dir) as experiments:
+            experiment_id = _find(experiments, experiment, experiments.get).id
+        run = server._call("POST", f"/api/experiments/{experiment_id}/runs", json=body)
+    except TuneLabError as exc:
+        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    note = f": {run['error']}" if run.get("error") else ""
+    typer.echo(f"Run {run['name']} ({run['id']}) is {run['status']}{note}")
+    if run["status"] == "pending":
+        typer.echo(f"Follow it with: tunelab runs logs {run['id']} --follow")
+
+
+@runs_app.command("logs", cls=Command)
+def run_logs(
+    run: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing as the run writes, until it ends.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print a run's terminal output as raw bytes (bars and colours as they were); without a server, from its file."""
+    import base64
+    import json
+
+    from tunelab.client import running_server
+
+    settings = _settings(data_dir)
+    out = sys.stdout.buffer
+    url = running_server(settings)
+    if url is None:
+        if follow:
+            _note("no server is running: printing the log as it is now")
+        path = settings.data_dir / "runs" / run / "output.log"
+        if "/" in run or not path.is_file():
+            typer.secho(f"error [log_not_found]: no log of run {run!r} in {settings.data_dir}", fg="red", err=True)
+            raise typer.Exit(1)
+        out.write(path.read_bytes())
+        out.flush()
+        return
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=None) as http:
+        if not follow:
+            response = http.get(f"/api/runs/{run}/logs", params={"download": True})
+            if response.status_code != 200:
+                typer.secho(f"error [{response.json()['error']['code']}]: {response.json()['error']['message']}",
+                            fg="red", err=True)  # fmt: skip
+                raise typer.Exit(1)
+            out.write(response.content)
+            out.flush()
+            return
+        with http.stream("GET", f"/api/runs/{run}/logs/stream") as stream:
+            if stream.status_code != 200:
+                stream.read()
+                typer.secho(f"error [{stream.json()['error']['code']}]: {stream.json()['error']['message']}",
+                            fg="red", err=True)  # fmt: skip
+                raise typer.Exit(1)
+            kind = "message"
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind == "message":
+                    out.write(base64.b64decode(line.split(":", 1)[1].strip()))
+                    out.flush()
+                elif line.startswith("data:") and kind == "end":
+                    end = json.loads(line.split(":", 1)[1])
+                    typer.secho(f"\n[run {end['status']}, exit status {end['exit_code']}]", err=True)
+                    return
+                elif line == "":
+                    kind = "message"
+
+
+@runs_app.command("cancel", cls=Command)
+def cancel_run(
+    run: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Cancel a run: a queued one leaves the queue; a running one's process is stopped (needs the running server)."""
+    server = _server(data_dir, "Cancelling a run")
+    try:
+        answer = server._call("POST", f"/api/runs/{run}/cancel")
+    except TuneLabError as exc:
+        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Run {answer['name']} ({answer['id']}) is {answer['status']}")
 
 
 @models_app.command("create-tiny", cls=Command)
