@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-model", required=True, help="MusicGen folder (safetensors) or hub id")
     parser.add_argument("--output-dir", required=True, help="where adapters, config and metrics go")
     parser.add_argument("--resume-from", default=None, help="checkpoint-N/ folder to continue from")
-    docs = _field_docs()
+    docs = field_docs()
     for f in dataclasses.fields(Hyperparameters):
         flag = "--" + f.name.replace("_", "-")
         help_text = docs.get(f.name, "").replace("%", "%%")
@@ -183,7 +183,7 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 @cache
-def _field_docs() -> dict[str, str]:
+def field_docs() -> dict[str, str]:
     """The docstring under each field of `Hyperparameters`, read from its source."""
     tree = ast.parse(inspect.getsource(Hyperparameters))
     body = tree.body[0].body  # type: ignore[attr-defined]

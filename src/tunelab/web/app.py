@@ -19,7 +19,14 @@ log = logging.getLogger(__name__)
 NODE_MODULES = Path(__file__).resolve().parents[3] / "node_modules"
 
 # Only each library's built files are served, never the rest of node_modules (swagger-ui-dist is all built files).
-VENDOR_DIRS = {"alpinejs": "dist", "htmx.org": "dist", "swagger-ui-dist": "."}
+VENDOR_DIRS = {
+    "alpinejs": "dist",
+    "htmx.org": "dist",
+    "swagger-ui-dist": ".",
+    "@xterm/xterm": ".",
+    "@xterm/addon-fit": "lib",
+    "uplot": "dist",
+}
 SWAGGER = "/static/vendor/swagger-ui-dist"
 
 

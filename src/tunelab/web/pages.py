@@ -39,3 +39,30 @@ def experiment_page(request: Request, experiment_id: str, services: ServicesDep)
     services.experiments.get(experiment_id)
     context = {"active_nav": "experiments", "experiment_id": experiment_id}
     return templates.TemplateResponse(request, "experiment.html", context)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, services: ServicesDep) -> HTMLResponse:
+    """One run: its terminal (xterm.js), charts (uPlot), config, inputs and adapter; 404 page for an unknown id."""
+    services.runs.get(run_id)
+    return templates.TemplateResponse(request, "run.html", {"active_nav": "experiments", "run_id": run_id})
+
+
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request) -> HTMLResponse:
+    """List and create datasets; an empty studio offers the demo dataset."""
+    return templates.TemplateResponse(request, "datasets.html", {"active_nav": "datasets"})
+
+
+@router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
+def dataset_page(request: Request, dataset_id: str, services: ServicesDep) -> HTMLResponse:
+    """One dataset: upload clips, listen, delete items."""
+    services.datasets.get(dataset_id)
+    return templates.TemplateResponse(request, "dataset.html", {"active_nav": "datasets", "dataset_id": dataset_id})
+
+
+@router.get("/adapters/{adapter_id}", response_class=HTMLResponse)
+def adapter_page(request: Request, adapter_id: str, services: ServicesDep) -> HTMLResponse:
+    """One adapter with its provenance and metrics."""
+    services.adapters.get(adapter_id)
+    return templates.TemplateResponse(request, "adapter.html", {"active_nav": "experiments", "adapter_id": adapter_id})

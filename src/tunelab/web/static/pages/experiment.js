@@ -10,6 +10,9 @@ const ACTIVE_RUN = ["pending", "running"];
 const DATASET_INPUTS = ["dataset", "datasets", "dataset_export"];
 const ARTIFACT_FETCHES_AT_ONCE = 6;
 const GOAL_LABELS = { min: "lower is better", max: "higher is better", none: "not ranked" };
+/** The options the start form shows; every other one keeps its default (or the experiment's config). */
+const FORM_OPTIONS = ["epochs", "batch_size", "learning_rate", "lora_r", "lora_alpha", "max_audio_seconds", "beta",
+  "min_rating"];
 
 document.addEventListener("alpine:init", () => {
   const { api, describeError, format, formatting, notify } = window.TuneLab;
@@ -29,6 +32,14 @@ document.addEventListener("alpine:init", () => {
     artifacts: {},
     pollTimer: null,
     refreshSeq: 0,
+    dataset: null,
+    datasets: [],
+    pickedDataset: "",
+    options: [],
+    runConfig: {},
+    runName: "",
+    runProblems: [],
+    starting: false,
 
     init() {
       this.id = this.$el.dataset.experimentId;
@@ -66,6 +77,7 @@ document.addEventListener("alpine:init", () => {
         this.selected = this.selected.filter((id) => known.has(id));
         document.title = `${data.name} · TuneLab`;
         this.fetchArtifacts();
+        this.fetchTrainingChoices();
       } catch (err) {
         if (seq === this.refreshSeq) this.loadError = `Could not load the experiment: ${describeError(err)}`;
       } finally {
@@ -100,6 +112,76 @@ document.addEventListener("alpine:init", () => {
         notify(`Could not unarchive “${this.exp.name}”: ${describeError(err)}`, "error");
       } finally {
         this.unarchiving = false;
+      }
+    },
+
+    // Starting a run
+
+    async fetchTrainingChoices() {
+      try {
+        if (this.exp.dataset_id && (!this.dataset || this.dataset.id !== this.exp.dataset_id)) {
+          this.dataset = await api("GET", `/api/datasets/${encodeURIComponent(this.exp.dataset_id)}`);
+        }
+        if (!this.exp.dataset_id && this.datasets.length === 0) this.datasets = (await api("GET", "/api/datasets")).items;
+        if (this.options.length === 0) {
+          this.options = await api("GET", "/api/training/options");
+          const config = this.exp.config || {};
+          for (const option of this.options) {
+            const value = option.name in config ? config[option.name] : option.default;
+            this.runConfig[option.name] = Array.isArray(value) ? value.join(",") : String(value);
+          }
+        }
+      } catch (err) {
+        // The run form stays as it is; the error shows when the user acts.
+      }
+    },
+
+    get shownOptions() {
+      return this.options.filter((option) => FORM_OPTIONS.includes(option.name));
+    },
+
+    async linkDataset() {
+      try {
+        this.exp = { ...this.exp, ...(await api("PATCH", `/api/experiments/${encodeURIComponent(this.id)}`,
+          { dataset_id: this.pickedDataset })) };
+        this.dataset = null;
+        await this.fetchTrainingChoices();
+        notify("The dataset is linked: start a run when you are ready.");
+      } catch (err) {
+        notify(`Could not link the dataset: ${describeError(err)}`, "error");
+      }
+    },
+
+    /** Only what differs from the defaults shown is sent: the experiment's config stays the source of the rest. */
+    changedConfig() {
+      const config = {};
+      const base = this.exp.config || {};
+      for (const option of this.shownOptions) {
+        const text = String(this.runConfig[option.name] ?? "").trim();
+        const shown = option.name in base ? base[option.name] : option.default;
+        if (text === String(shown)) continue;
+        const number = Number(text);
+        config[option.name] = text !== "" && !Number.isNaN(number) ? number : text;
+      }
+      return config;
+    },
+
+    problemFor(name) {
+      return this.runProblems.find((problem) => problem.includes(name)) || "";
+    },
+
+    async startRun() {
+      this.starting = true;
+      this.runProblems = [];
+      const body = { config: this.changedConfig() };
+      if (this.runName.trim()) body.name = this.runName.trim();
+      try {
+        const run = await api("POST", `/api/experiments/${encodeURIComponent(this.id)}/runs`, body);
+        window.location.assign(`/runs/${encodeURIComponent(run.id)}`);
+      } catch (err) {
+        this.runProblems = err.code === "invalid_config" ? err.details.problems || [err.message] : [describeError(err)];
+      } finally {
+        this.starting = false;
       }
     },
 
