@@ -14,13 +14,15 @@ from fastapi import FastAPI
 import tunelab
 from tunelab import api, web
 from tunelab.config import Settings
+from tunelab.executors.base import Executor
 from tunelab.services import Services
 from tunelab.store import Database
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, executor: Executor | None = None) -> FastAPI:
+    """The app over the data dir of `settings`; training runs go to `executor` (default: the local one)."""
     settings.ensure_dirs()
-    services = Services.build(Database(settings.db_path), settings)
+    services = Services.build(Database(settings.db_path), settings, executor)
     if settings.bootstrap_model:
         services.models.ensure_default()
 
