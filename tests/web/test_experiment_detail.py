@@ -39,6 +39,10 @@ def test_compare_highlights_the_best_run_per_metric(page: Page, live_server: Liv
 
     table = page.get_by_test_id("compare-table")
     expect(table.get_by_test_id("compare-run-header")).to_have_count(3)
+    overlay = page.get_by_test_id("compare-chart")  # their loss curves on one chart, one series a run
+    expect(overlay).to_have_attribute("data-metric", "loss")
+    expect(overlay.locator(".chart-body")).to_have_attribute("data-series", "3")
+    expect(overlay.locator(".u-legend")).to_contain_text("rank-16")
     for metric, best in (("loss", "rank-8"), ("accuracy", "rank-16")):
         cells = table.locator(f"tr[data-metric='{metric}'] [data-testid='compare-cell']")
         expect(cells).to_have_count(3)

@@ -40,6 +40,9 @@ document.addEventListener("alpine:init", () => {
     runName: "",
     runProblems: [],
     starting: false,
+    overlayKey: "",
+    overlayRuns: 0,
+    overlayPlot: null,
 
     init() {
       this.id = this.$el.dataset.experimentId;
@@ -251,6 +254,7 @@ document.addEventListener("alpine:init", () => {
       try {
         const params = new URLSearchParams({ ids: ids.join(",") });
         this.comparison = await api("GET", `/api/runs/compare?${params}`);
+        this.overlay(ids);
         this.$nextTick(() => {
           const section = this.$root.querySelector("[data-testid=comparison]");
           if (section) section.scrollIntoView({ behavior: "smooth", block: "start" });
@@ -260,6 +264,30 @@ document.addEventListener("alpine:init", () => {
       } finally {
         this.comparing = false;
       }
+    },
+
+    /** The runs' loss curves on one chart (the first of loss, eval_loss, train_loss any of them has). */
+    async overlay(ids) {
+      const keys = ["loss", "eval_loss", "train_loss"].filter((key) => key in this.comparison.metrics);
+      this.overlayKey = keys[0] || "";
+      if (!this.overlayKey) return;
+      const params = new URLSearchParams({ ids: ids.join(","), key: this.overlayKey, max_points: "1000" });
+      const history = await api("GET", `/api/runs/metrics?${params}`);
+      const present = ids.filter((id) => history.runs[id]);
+      const data = uPlot.join(present.map((id) => [history.runs[id].steps, history.runs[id].values]));
+      const names = Object.fromEntries(this.runs.map((run) => [run.id, run.name]));
+      const colors = ["#4f7cff", "#e5484d", "#30a46c", "#f5a524", "#8e4ec6", "#12a594"];
+      await this.$nextTick();
+      if (this.overlayPlot) this.overlayPlot.destroy();
+      const box = this.$refs.overlay;
+      box.textContent = "";
+      this.overlayPlot = new uPlot({
+        width: Math.max(260, box.clientWidth || 600), height: 240, scales: { x: { time: false } },
+        axes: [{ label: "step" }, { values: (plot, splits) => splits.map((v) => format.number(v)), size: 60 }],
+        series: [{ label: "step" }, ...present.map((id, i) => ({ label: names[id] || id, stroke: colors[i % colors.length],
+          width: 2, spanGaps: true }))],
+      }, data, box);
+      this.overlayRuns = present.length;
     },
 
     metricKeys() {
