@@ -359,11 +359,19 @@ def unarchive_experiment(experiment: ExperimentArgument, data_dir: DataDirOption
 def _models(data_dir: Path | None) -> Iterator[Models]:
     from tunelab.client import open_models
 
+    with _opened(open_models(_settings(data_dir))) as models:
+        yield models
+
+
+@contextmanager
+def _opened(opening: Any) -> Iterator[Any]:
+    """What `opening` (client.open_models, open_datasets) yields; says when it opened the file itself, and turns
+    TuneLab errors into a message and exit 1."""
     try:
-        with open_models(_settings(data_dir)) as (models, opened):
+        with opening as (opened_thing, opened):
             if opened.url is None:
                 _note(f"no server holds {opened.db}; opened it directly")
-            yield models
+            yield opened_thing
     except TuneLabError as exc:
         typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -420,14 +428,8 @@ def add_model(
 def _datasets(data_dir: Path | None) -> Iterator[Datasets]:
     from tunelab.client import open_datasets
 
-    try:
-        with open_datasets(_settings(data_dir)) as (datasets, opened):
-            if opened.url is None:
-                _note(f"no server holds {opened.db}; opened it directly")
-            yield datasets
-    except TuneLabError as exc:
-        typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    with _opened(open_datasets(_settings(data_dir))) as datasets:
+        yield datasets
 
 
 DatasetArgument = Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="A dataset's id or exact name.")]

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,17 +263,8 @@ def open_datasets(settings: Settings) -> Iterator[tuple[Datasets, Opened]]:
     """The data dir's datasets: through its running server, else from its database file."""
     from tunelab.services.datasets import DatasetService
 
-    url = running_server(settings)
-    if url:
-        yield HttpDatasets(url), Opened(settings.db_path, url=url)
-        return
-    exists = settings.db_path.exists()
-    settings.ensure_dirs()
-    db = _open_database(settings)
-    try:
-        yield DatasetService(db, settings), Opened(settings.db_path, created=not exists)
-    finally:
-        db.close()
+    with _served_or_opened(settings, HttpDatasets, lambda db: DatasetService(db, settings)) as opened:
+        yield opened
 
 
 @contextmanager
@@ -282,15 +273,24 @@ def open_models(settings: Settings) -> Iterator[tuple[Models, Opened]]:
     the commands that use this register models, or list them, which an empty database answers)."""
     from tunelab.services.models import ModelService
 
+    with _served_or_opened(settings, HttpModels, lambda db: ModelService(db, settings)) as opened:
+        yield opened
+
+
+@contextmanager
+def _served_or_opened(
+    settings: Settings, http: Callable[[str], Any], local: Callable[[Database], Any]
+) -> Iterator[tuple[Any, Opened]]:
+    """`http(url)` of the data dir's running server, else `local(db)` over its database file (made if need be)."""
     url = running_server(settings)
     if url:
-        yield HttpModels(url), Opened(settings.db_path, url=url)
+        yield http(url), Opened(settings.db_path, url=url)
         return
     exists = settings.db_path.exists()
     settings.ensure_dirs()
     db = _open_database(settings)
     try:
-        yield ModelService(db, settings), Opened(settings.db_path, created=not exists)
+        yield local(db), Opened(settings.db_path, created=not exists)
     finally:
         db.close()
 
