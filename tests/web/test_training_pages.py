@@ -93,7 +93,7 @@ def test_a_first_run_from_an_empty_studio_is_watched_to_the_end(page: Page, stud
 def test_a_running_runs_chart_gains_points_and_its_terminal_goes_live(page: Page, studio: LiveServer) -> None:
     demo = studio.api.post("/api/datasets/demo").json()
     exp = studio.create_experiment("Live", dataset_id=demo["id"])
-    config = {"epochs": 8, "batch_size": 1, "max_audio_seconds": 1, "save_every": 0}
+    config = {"epochs": 500, "batch_size": 1, "max_audio_seconds": 1, "save_every": 0}  # still running when cancelled
     run = studio.api.post(f"/api/experiments/{exp['id']}/runs", json={"config": config}).json()
     page.goto(f"{studio.url}/runs/{run['id']}")
     chart = page.locator("[data-metric=loss] [data-testid=chart-body]")
