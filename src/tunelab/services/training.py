@@ -49,14 +49,17 @@ from tunelab.training.events import EventStream, strip_events
 log = logging.getLogger(__name__)
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
 READ_CHUNK = 1 << 20
+RECENT_BYTES = 4 << 20  # per running run, the log's last bytes kept in memory for live viewers
 LOST = "training process lost"
 
 
 class LogHub:
     """Tells live log viewers (asyncio tasks on the server's loop) that a run's log grew or its run ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = RECENT_BYTES) -> None:
         self._viewers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._recent: dict[str, tuple[int, bytes]] = {}  # run id -> (offset of its first byte, the log's last bytes)
+        self._keep = keep
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -71,12 +74,35 @@ class LogHub:
             with self._lock:
                 self._viewers.get(run_id, set()).discard(entry)
 
-    def publish(self, run_id: str) -> None:
+    def recent(self, run_id: str, offset: int, limit: int) -> bytes | None:
+        """The log's bytes from `offset` from memory, when the follower's last bytes reach back that far (None:
+        read the file). Hundreds of viewers of one run then share what the follower read once."""
         with self._lock:
+            start, data = self._recent.get(run_id, (0, b""))
+        if not data or not start <= offset <= start + len(data):
+            return None
+        return data[offset - start : offset - start + limit]
+
+    def publish(self, run_id: str, offset: int | None = None, data: bytes = b"") -> None:
+        """News of the run: `data` read from the log at `offset` (kept for viewers), or that it ended."""
+        with self._lock:
+            if offset is not None and data:
+                start, kept = self._recent.get(run_id, (offset, b""))
+                if start + len(kept) != offset:  # not contiguous (a restart): start afresh
+                    start, kept = offset, b""
+                kept += data
+                if len(kept) > self._keep:
+                    start, kept = start + len(kept) - self._keep, kept[-self._keep :]
+                self._recent[run_id] = (start, kept)
             viewers = list(self._viewers.get(run_id, ()))
         for loop, event in viewers:
             with contextlib.suppress(RuntimeError):  # a loop that has closed
                 loop.call_soon_threadsafe(event.set)
+
+    def forget(self, run_id: str) -> None:
+        """The run is no longer followed: its bytes are read from the file."""
+        with self._lock:
+            self._recent.pop(run_id, None)
 
     def viewers(self, run_id: str) -> int:
         with self._lock:
@@ -296,9 +322,9 @@ class TrainingService:
             while not self._stopping:
                 data = _read(handle.log_path, offset, READ_CHUNK)
                 if data:
+                    self.hub.publish(run_id, offset, data)  # viewers first: metrics can wait a moment
                     offset += len(data)
                     last_step = self._record(run_id, events.feed(data), last_step)
-                    self.hub.publish(run_id)
                     continue
                 status = handle.exit_status()
                 if status is not None:
@@ -315,6 +341,7 @@ class TrainingService:
         except Exception:
             log.exception("following run %s failed", run_id)
         finally:
+            self.hub.forget(run_id)
             self.hub.publish(run_id)
             self.wake()
 
@@ -403,6 +430,12 @@ class TrainingService:
             raise NotFound(f"Run {run.name!r} was reported from outside: TuneLab has no log of it",
                            code="log_not_found", details={"run_id": run_id})  # fmt: skip
         return run, self.settings.data_dir / "runs" / run_id / "output.log"
+
+    def read_bytes(self, run_id: str, offset: int, limit: int) -> bytes:
+        """The log's bytes from `offset`: from memory while the run is followed, else from the file."""
+        recent = self.hub.recent(run_id, offset, limit)
+        return recent if recent is not None else _read(self.settings.data_dir / "runs" / run_id / "output.log",
+                                                       offset, limit)  # fmt: skip
 
     def read_log(self, run_id: str, offset: int, limit: int) -> tuple[Run, bytes, int]:
         """(the run, the log's bytes from `offset`, at most `limit` of them, the log's size)."""

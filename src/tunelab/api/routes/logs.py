@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from tunelab.api.deps import RunId, ServicesDep
 from tunelab.api.openapi import COMMON, errors
 from tunelab.api.routing import StrictJSONRoute, blocking
-from tunelab.domain.runs import TERMINAL_RUN
+from tunelab.domain.runs import TERMINAL_RUN, Run
 from tunelab.services import Services
 
 router = APIRouter(prefix="/api/runs", tags=["logs"], route_class=StrictJSONRoute)
@@ -83,16 +83,23 @@ async def stream_log(
 async def _events(services: Services, run_id: str, offset: int) -> AsyncIterator[dict[str, Any]]:
     training = services.training
     with training.hub.viewer(run_id) as news:
+        ended: Run | None = None
         while True:
             news.clear()  # before reading: news of bytes that come after this read wakes the wait below
-            run, data, _ = await run_in_threadpool(training.read_log, run_id, offset, STREAM_CHUNK)
+            data = training.hub.recent(run_id, offset, STREAM_CHUNK)  # shared by every viewer, no file read
+            if data is None:
+                data = await run_in_threadpool(training.read_bytes, run_id, offset, STREAM_CHUNK)
             if data:
                 offset += len(data)
                 yield {"data": base64.b64encode(data).decode(), "id": str(offset)}
                 continue
-            if run.status in TERMINAL_RUN:  # ended: its log is whole, and all of it was sent
+            if ended is not None:  # ended before the read that found nothing more: the log is whole, all sent
                 yield {"event": "end", "id": str(offset),
-                       "data": json.dumps({"status": run.status.value, "exit_code": run.exit_code})}  # fmt: skip
+                       "data": json.dumps({"status": ended.status.value, "exit_code": ended.exit_code})}  # fmt: skip
                 return
+            run = await run_in_threadpool(training.runs.get, run_id)
+            if run.status in TERMINAL_RUN:
+                ended = run  # read once more: bytes may have come between the read above and the run's end
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), timeout=5)
