@@ -144,3 +144,25 @@ def test_delay_pattern_offsets_codebook_k_by_k_steps(tmp_path: Path, tiny_model:
         assert delayed[k, : k + 1].tolist() == [pad] * (k + 1)
         assert torch.equal(delayed[k, k + 1 : k + 26], codes[k])
         assert delayed[k, k + 26 :].tolist() == [pad] * (4 - k)  # incl. the slot left open for generation
+
+
+def test_events_cut_anywhere_between_reads_are_found_whole_once() -> None:
+    from tunelab.training.events import EventStream
+
+    data = (
+        "\x1b[1mbanner\x1b[0m\r\n"
+        + format_event({"event": "metrics", "step": 1, "values": {"loss": 1.0}})
+        + "\rbar 10%"
+        + format_event({"event": "metrics", "step": 2, "values": {"loss": 0.5}})
+        + "\x1b]0;a window title\x07\r\n"
+        + format_event({"event": "summary", "values": {"final_loss": 0.5}})
+    ).encode()
+    whole = parse_events(data)
+    assert len(whole) == 3
+    for first in range(len(data) + 1):
+        for second in range(first, len(data) + 1, 5):
+            stream = EventStream()
+            found = stream.feed(data[:first]) + stream.feed(data[first:second]) + stream.feed(data[second:])
+            assert found == whole, (first, second)
+    one_byte_at_a_time = EventStream()
+    assert [e for i in range(len(data)) for e in one_byte_at_a_time.feed(data[i : i + 1])] == whole

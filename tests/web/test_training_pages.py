@@ -136,3 +136,31 @@ def test_clips_are_uploaded_several_at_once_played_and_deleted(page: Page, studi
     shoot(page, "dataset")
     page.get_by_test_id("item-delete").first.click()
     expect(page.get_by_test_id("item-row")).to_have_count(2)
+
+
+def test_a_long_log_opens_at_its_end_and_earlier_output_loads_on_request(page: Page, studio: LiveServer) -> None:
+    demo = studio.api.post("/api/datasets/demo").json()
+    exp = studio.create_experiment("Long", dataset_id=demo["id"])
+    run = studio.api.post(f"/api/experiments/{exp['id']}/runs", json={"config": {"epochs": 1, "batch_size": 4,
+                          "max_audio_seconds": 1, "save_every": 0}}).json()  # fmt: skip
+    import time
+
+    deadline = time.monotonic() + 120
+    while studio.api.get(f"/api/runs/{run['id']}").json()["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    log = next(Path(studio.api.get("/api/health").json()["db"]).parent.glob(f"runs/{run['id']}/output.log"))
+    with log.open("ab") as out:  # a long history: 600 KB more, numbered
+        out.write(b"".join(f"line {i:06d} {'.' * 90}\r\n".encode() for i in range(6000)))
+    size = log.stat().st_size
+    page.goto(f"{studio.url}/runs/{run['id']}")
+    terminal = page.get_by_test_id("terminal")
+    expect(terminal).to_have_attribute("data-bytes", str(size))
+    expect(terminal).to_contain_text("line 005999")  # the end is shown first
+    assert int(terminal.get_attribute("data-start") or "0") == size - 256 * 1024
+    expect(page.get_by_test_id("load-earlier")).to_be_visible()
+    page.get_by_test_id("load-earlier").click()  # (scrolling to the top asks the same; headless wheels do not scroll)
+    expect(terminal).to_have_attribute("data-start", "0")  # everything from the first byte is there now
+    expect(terminal).to_contain_text(
+        "line 00"
+    )  # the reader stays about where the earlier part ends  # everything from the first byte is there now

@@ -20,6 +20,7 @@ document.addEventListener("alpine:init", () => {
     cancelling: false,
     logStart: 0,
     logEnd: 0,
+    loadingEarlier: false,
     series: {},
     chartKeys: [],
     term: null,
@@ -68,6 +69,16 @@ document.addEventListener("alpine:init", () => {
       this.term.loadAddon(fit);
       this.term.open(this.$refs.terminal);
       fit.fit();
+      // Scrolled to the top of what is shown while earlier output exists: fetch it (the button does the same).
+      const atTop = () => this.term.buffer.active.viewportY === 0;
+      const earlier = () => {
+        if (atTop() && this.logStart > 0 && !this.loadingEarlier) this.loadEarlier();
+      };
+      this.term.onScroll(earlier);
+      // A wheel turned up at the top scrolls nothing, so onScroll is silent: ask on the wheel too (capture: xterm.js
+      // keeps wheel events to itself).
+      this.$refs.terminal.addEventListener("wheel", (event) => { if (event.deltaY < 0) earlier(); },
+        { passive: true, capture: true });
       window.addEventListener("resize", () => fit.fit());
       const response = await fetch(`/api/runs/${encodeURIComponent(this.id)}/logs?tail=${TAIL_BYTES}`);
       const bytes = new Uint8Array(await response.arrayBuffer());
@@ -96,12 +107,18 @@ document.addEventListener("alpine:init", () => {
 
     /** xterm.js cannot put lines above those it shows: the earlier part and what is shown are written again. */
     async loadEarlier() {
+      this.loadingEarlier = true;
       const start = Math.max(0, this.logStart - 4 * TAIL_BYTES);
       const response = await fetch(`/api/runs/${encodeURIComponent(this.id)}/logs?offset=${start}&limit=${this.logEnd - start}`);
       const bytes = new Uint8Array(await response.arrayBuffer());
+      // Keep the reader where they were: below the earlier part, whose lines are counted.
+      const added = bytes.subarray(0, this.logStart - start).reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
       this.term.reset();
-      this.term.write(bytes);
       this.logStart = start;
+      this.term.write(bytes, () => {
+        this.term.scrollToLine(added);
+        this.loadingEarlier = false;
+      });
     },
 
     async cancel() {
