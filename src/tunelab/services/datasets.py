@@ -181,18 +181,12 @@ class DatasetService:
         _write_atomically(frozen, body)
         _write_atomically(folder / "data.jsonl", body)
         with self.db.transaction() as con:
-            found = con.execute("SELECT id FROM artifacts WHERE type = 'dataset_export' AND sha256 = ? LIMIT 1",
-                                [sha256]).fetchone()  # fmt: skip
-            if found is None:
-                artifact_id = new_id("art")
-                artifact_store.insert(con, {
-                    "id": artifact_id, "type": "dataset_export", "uri": str(frozen), "sha256": sha256,
-                    "size": len(body), "created_at": utcnow(),
-                    "metadata": {"dataset_id": dataset_id, "dataset_name": dataset.name, "type": dataset.type.value,
-                                 "items": len(rows), "format": "jsonl"},
-                })  # fmt: skip
-            else:
-                artifact_id = str(found[0])
+            artifact_id = artifact_store.same_content(con, {
+                "id": new_id("art"), "type": "dataset_export", "uri": str(frozen), "sha256": sha256,
+                "size": len(body), "created_at": utcnow(),
+                "metadata": {"dataset_id": dataset_id, "dataset_name": dataset.name, "type": dataset.type.value,
+                             "items": len(rows), "format": "jsonl"},
+            })  # fmt: skip
             artifact = artifact_store.get(con, artifact_id)
         assert artifact is not None
         return artifact

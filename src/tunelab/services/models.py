@@ -79,19 +79,15 @@ class ModelService:
             if store.get(con, model_id) is not None:
                 raise Conflict(f"A base model {model_id!r} is registered already", code="model_exists",
                                details={"model_id": model_id})  # fmt: skip
-            artifact_id = con.execute("SELECT id FROM artifacts WHERE type = 'base_model' AND sha256 = ? LIMIT 1",
-                                      [sha256]).fetchone()  # fmt: skip
-            if artifact_id is None:
-                artifact_id = (new_id("art"),)
-                artifact_store.insert(con, {
-                    "id": artifact_id[0], "type": "base_model", "uri": str(folder), "sha256": sha256, "size": size,
-                    "metadata": {"model_id": model_id, "fingerprint": facts.fingerprint}, "created_at": now,
-                })  # fmt: skip
+            artifact_id = artifact_store.same_content(con, {
+                "id": new_id("art"), "type": "base_model", "uri": str(folder), "sha256": sha256, "size": size,
+                "metadata": {"model_id": model_id, "fingerprint": facts.fingerprint}, "created_at": now,
+            })  # fmt: skip
             row: dict[str, Any] = {
                 "id": model_id, "display_name": data.display_name or model_id, "path": str(folder),
                 "sample_rate": facts.sample_rate, "frame_rate": facts.frame_rate, "num_codebooks": facts.num_codebooks,
                 "max_duration_s": facts.max_duration_s, "fingerprint": facts.fingerprint,
-                "artifact_id": artifact_id[0], "created_at": now,
+                "artifact_id": artifact_id, "created_at": now,
             }  # fmt: skip
             store.insert(con, row)
             current = store.setting(con, CURRENT_MODEL)

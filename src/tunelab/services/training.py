@@ -42,6 +42,7 @@ from tunelab.services.datasets import DatasetService
 from tunelab.services.experiments import ExperimentService, new_id
 from tunelab.services.models import ModelService
 from tunelab.services.runs import PreparedRun, RunService
+from tunelab.store import runs as run_store
 from tunelab.store.db import Database
 from tunelab.training.args import Hyperparameters
 from tunelab.training.events import EventStream, strip_events
@@ -103,10 +104,6 @@ class LogHub:
         """The run is no longer followed: its bytes are read from the file."""
         with self._lock:
             self._recent.pop(run_id, None)
-
-    def viewers(self, run_id: str) -> int:
-        with self._lock:
-            return len(self._viewers.get(run_id, ()))
 
 
 def resolve_config(experiment_config: dict[str, Any], run_config: dict[str, Any]) -> dict[str, Any]:
@@ -298,9 +295,8 @@ class TrainingService:
 
     def _runs_with(self, status: RunStatus) -> list[Run]:
         with self.db.read() as con:
-            rows = con.execute("SELECT id FROM runs WHERE status = ? AND NOT external ORDER BY created_at, id",
-                               [status.value]).fetchall()  # fmt: skip
-        return [self.runs.get(str(row[0])) for row in rows]
+            ids = run_store.started_here_with(con, status.value)
+        return [self.runs.get(run_id) for run_id in ids]
 
     # --- following a run ----------------------------------------------------------------------------------------
 

@@ -24,6 +24,17 @@ def insert(con: Connection, row: dict[str, Any]) -> None:
     )
 
 
+def same_content(con: Connection, row: dict[str, Any]) -> str:
+    """The id of the artifact of `row`'s type and sha256, inserting `row` when there is none: the same content is
+    the same artifact."""
+    found = con.execute("SELECT id FROM artifacts WHERE type = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
+                        [row["type"], row["sha256"]]).fetchone()  # fmt: skip
+    if found is not None:
+        return str(found[0])
+    insert(con, row)
+    return str(row["id"])
+
+
 def get(con: Connection, artifact_id: str) -> Artifact | None:
     row = fetch_one(con, "SELECT * FROM artifacts WHERE id = ?", [artifact_id])
     if row is None:

@@ -46,6 +46,12 @@ def ids_by_experiment(con: Connection) -> dict[str, list[str]]:
     return {str(experiment_id): list(ids) for experiment_id, ids in rows.fetchall()}
 
 
+def started_here_with(con: Connection, status: str) -> list[str]:
+    """The ids of the runs TuneLab started (not external) that have `status`, oldest first: the queue's order."""
+    rows = con.execute("SELECT id FROM runs WHERE status = ? AND NOT external ORDER BY created_at, id", [status])
+    return [str(row[0]) for row in rows.fetchall()]
+
+
 def names_for_experiment(con: Connection, experiment_id: str) -> set[str]:
     return {
         str(row[0]) for row in con.execute("SELECT name FROM runs WHERE experiment_id = ?", [experiment_id]).fetchall()
