@@ -45,6 +45,32 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return create_tiny_musicgen(tmp_path_factory.mktemp("tiny") / "musicgen", seed=0)
 
 
+@pytest.fixture(scope="session")
+def trained_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """The output folder of one real `python -m tunelab.training` run on the tiny MusicGen (one step, r=16): its
+    `final/` is a PEFT LoRA adapter, next to `training_config.json`. Tests copy what they change."""
+    import json
+
+    import numpy as np
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("trained")
+    t = np.arange(16_000) / 16_000
+    lines = []
+    for index, frequency in enumerate((220.0, 330.0, 440.0, 550.0)):
+        soundfile.write(folder / f"clip{index}.wav", (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32),
+                        16_000)  # fmt: skip
+        lines.append(json.dumps({"prompt": f"tone {frequency:g} Hz", "audio_path": f"clip{index}.wav", "rating": 5}))
+    (folder / "data.jsonl").write_text("\n".join(lines) + "\n")
+    output = folder / "run"
+    command = [sys.executable, "-m", "tunelab.training", "--type", "supervised", "--data", str(folder / "data.jsonl"),
+               "--base-model", str(tiny_model), "--output-dir", str(output), "--epochs", "1", "--batch-size", "4",
+               "--max-audio-seconds", "1", "--save-every", "0", "--eval-fraction", "0.25"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return output
+
+
 _HOLDER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,15 @@ class ModelFacts:
     config: dict[str, Any]  # config.json as stored
 
 
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
+               "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "C64": 8}  # fmt: skip
+
+
 def read_header(path: Path) -> dict[str, tuple[str, list[int]]]:
-    """Tensor name -> (dtype, shape) from a safetensors file's header; ModelError if it is not one."""
+    """Tensor name -> (dtype, shape) from a safetensors file's header; ModelError if it is not one.
+
+    The header is checked against the file as safetensors itself does: its length fits the file, every tensor's
+    byte range matches its dtype and shape, and the ranges end where the file ends. No tensor data is read."""
     try:
         with path.open("rb") as file:
             prefix = file.read(8)
@@ -48,24 +56,45 @@ def read_header(path: Path) -> dict[str, tuple[str, list[int]]]:
             if length > HEADER_LIMIT:
                 raise ModelError(f"{path.name} is not a safetensors file (header of {length} bytes)")
             raw = file.read(length)
+            size = os.fstat(file.fileno()).st_size
     except OSError as error:
         raise ModelError(f"cannot read {path.name}: {error.strerror}") from None
+    if len(raw) != length:
+        raise ModelError(f"{path.name} is not a safetensors file (its header says {length} bytes; the file is shorter)")
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ModelError(f"{path.name} is not a safetensors file (its header is not JSON)") from None
-    if len(raw) != length or not isinstance(header, dict):
-        raise ModelError(f"{path.name} is not a safetensors file (its header is cut short)")
+    if not isinstance(header, dict):
+        raise ModelError(f"{path.name} is not a safetensors file (its header is not a JSON object)")
     tensors: dict[str, tuple[str, list[int]]] = {}
+    data_end = 0
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         shape = entry.get("shape") if isinstance(entry, dict) else None
         dtype = entry.get("dtype") if isinstance(entry, dict) else None
-        if not isinstance(dtype, str) or not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not isinstance(dtype, str) or not isinstance(shape, list) or not all(_natural(n) for n in shape):
             raise ModelError(f"{path.name}: tensor {name!r} has no dtype and shape")
+        if dtype not in DTYPE_BYTES:
+            raise ModelError(f"{path.name}: tensor {name!r} has an unknown dtype {dtype!r}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_natural(n) for n in offsets):
+            raise ModelError(f"{path.name}: tensor {name!r} has no data offsets")
+        begin, end = offsets
+        if end - begin != math.prod(shape) * DTYPE_BYTES[dtype]:
+            raise ModelError(f"{path.name}: tensor {name!r} claims {end - begin} bytes for a {dtype} tensor of shape "
+                             f"{shape}")  # fmt: skip
+        data_end = max(data_end, end)
         tensors[name] = (dtype, shape)
+    if 8 + length + data_end != size:
+        raise ModelError(f"{path.name} is not a whole safetensors file (its header describes {8 + length + data_end} "
+                         f"bytes; the file has {size})")  # fmt: skip
     return tensors
+
+
+def _natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _json_file(path: Path) -> dict[str, Any]:

@@ -35,7 +35,8 @@ class Services:
 
         settings = settings or Settings(data_dir=db.path.parent, db=db.path)
         experiments, runs = ExperimentService(db), RunService(db)
-        models, datasets, adapters = ModelService(db, settings), DatasetService(db, settings), AdapterService(db)
+        models, datasets = ModelService(db, settings), DatasetService(db, settings)
+        adapters = AdapterService(db, settings, models)
         training = TrainingService(db, settings, executor or LocalExecutor(settings.data_dir / "runs"), runs,
                                    experiments, datasets, models, adapters)  # fmt: skip
         return cls(db=db, experiments=experiments, runs=runs, artifacts=ArtifactService(db), models=models,

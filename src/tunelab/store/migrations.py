@@ -308,6 +308,30 @@ def m009_runs_started_by_tunelab_and_adapters(con: Connection) -> None:
     con.execute("CREATE INDEX idx_adapters_name ON adapters(name)")
 
 
+@migration
+def m010_adapter_registry(con: Connection) -> None:
+    # What the registry keeps of each adapter's LoRA (rank, alpha, modules, size) and where it came from.
+    con.execute("ALTER TABLE adapters ADD COLUMN lora TEXT DEFAULT '{}'")
+    con.execute("ALTER TABLE adapters ADD COLUMN source TEXT DEFAULT 'run'")
+    # Registrations, activations, deactivations, renames and deletions: the activation history and roll back.
+    con.execute("CREATE SEQUENCE adapter_event_seq")  # events of one moment keep the order they were written in
+    con.execute(
+        """
+        CREATE TABLE adapter_events (
+            id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL DEFAULT nextval('adapter_event_seq'),
+            adapter_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            event TEXT NOT NULL,
+            happened_at TIMESTAMP NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_adapter_events_name ON adapter_events(name)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:
