@@ -4,10 +4,12 @@ soft delete, the version timeline, comparison and diff."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import struct
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -355,3 +357,68 @@ def test_compare_and_diff_put_metrics_and_configs_side_by_side(registry: Registr
 
     error(registry.client.get("/api/adapters/compare", params={"ids": a}), 422, "invalid_compare")
     error(registry.client.get("/api/adapters/compare", params={"ids": f"{a},adp-nope"}), 404, "adapter_not_found")
+
+
+# --- export and import -----------------------------------------------------------------------------------------------
+
+
+def test_an_exported_adapter_is_a_peft_folder_with_a_model_card_and_imports_back(registry: Registry) -> None:
+    config = json.loads((registry.trained / "training_config.json").read_text())
+    adapter_id = registry.with_metrics("lofi", "1.2", {"final_loss": 1.5, "best_eval_loss": 1.25}, config)
+    response = registry.client.get(f"/api/adapters/{adapter_id}/export")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert 'filename="lofi-1.2.zip"' in response.headers["content-disposition"]
+
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        names = sorted(archive.namelist())
+        card = archive.read("lofi-1.2/README.md").decode()
+        weights = archive.read("lofi-1.2/adapter_model.safetensors")
+    assert names == [f"lofi-1.2/{n}" for n in ("README.md", "adapter_config.json", "adapter_model.safetensors",
+                                                 "training_config.json", "tunelab.json")]  # fmt: skip
+    front = card.split("---")[1]
+    assert 'base_model: "tiny"' in front and "base_model_relation: adapter" in front and "library_name: peft" in front
+    assert "| LoRA | Rank (r) | 16 |" in card and "| best_eval_loss | 1.25 |" in card
+    assert weights == (registry.trained / "final" / "adapter_model.safetensors").read_bytes()
+
+    files = {"archive": ("lofi-1.2.zip", response.content, "application/zip")}
+    taken = registry.client.post("/api/adapters/import", files=files)
+    assert error(taken, 409, "adapter_version_exists")["details"]["suggested_version"] == "1.3"
+    imported = registry.client.post("/api/adapters/import", files=files, data={"version": "1.3"})
+    assert imported.status_code == 201, imported.text
+    body = imported.json()
+    assert (body["name"], body["version"], body["source"]) == ("lofi", "1.3", "imported")
+    assert body["metrics"] == {"final_loss": 1.5, "best_eval_loss": 1.25} and body["base_model_id"] == "tiny"
+    assert body["training_config"] == config and body["lora"]["r"] == 16
+    assert Path(body["storage_path"]).is_relative_to(registry.data / "adapters" / "imported")
+    assert len(list((registry.data / "adapters" / "imported").iterdir())) == 1  # the refused import left nothing
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_imports_that_are_not_exported_adapters_are_refused_and_leave_nothing(registry: Registry) -> None:
+    final = registry.trained / "final"
+    config, weights = (final / "adapter_config.json").read_bytes(), (final / "adapter_model.safetensors").read_bytes()
+    cases = {
+        b"not a zip at all": "not a zip archive",
+        _zip({"a/adapter_config.json": config, "a/adapter_model.bin": b"\x80\x04pickle"}): "pickle weights",
+        _zip({"../../evil/adapter_config.json": config, "../../evil/adapter_model.safetensors": weights}): "no PEFT",
+        _zip({"readme.txt": b"hello"}): "no PEFT adapter",
+    }
+    for content, reason in cases.items():
+        found = error(registry.client.post("/api/adapters/import", files={"archive": ("x.zip", content)}), 422,
+                      "invalid_archive")  # fmt: skip
+        assert reason in found["message"], found
+    # A plain PEFT zip without TuneLab's record needs a name and version, and then registers.
+    plain = _zip({"adapter_config.json": config, "adapter_model.safetensors": weights})
+    error(registry.client.post("/api/adapters/import", files={"archive": ("p.zip", plain)}), 422, "name_required")
+    done = registry.client.post("/api/adapters/import", files={"archive": ("p.zip", plain)},
+                                data={"name": "plain", "version": "1", "base_model_id": "tiny"})  # fmt: skip
+    assert done.status_code == 201, done.text
+    assert len(list((registry.data / "adapters" / "imported").iterdir())) == 1
+    assert not (registry.data.parent / "evil").exists() and not (registry.data / "evil").exists()

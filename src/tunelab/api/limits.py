@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunelab.api.errors import respond
 from tunelab.domain.datasets import MAX_AUDIO_BYTES
+from tunelab.services.adapter_archive import MAX_ARCHIVE_BYTES
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIMIT_SCOPE_KEY = "tunelab.max_body_bytes"
@@ -27,6 +28,7 @@ DEFAULT_LIMIT = 1024 * 1024
 ROUTE_LIMITS = [
     (re.compile(r"^/api/runs/[^/]+/metrics$"), 16 * 1024 * 1024),
     (re.compile(r"^/api/datasets/[^/]+/items$"), 2 * MAX_AUDIO_BYTES + 1024 * 1024),
+    (re.compile(r"^/api/adapters/import$"), MAX_ARCHIVE_BYTES + 1024 * 1024),
 ]
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from pydantic import ValidationError
 
 from tunelab.config import Settings
 from tunelab.domain.adapters import (
@@ -55,6 +58,7 @@ from tunelab.domain.runs import Run
 from tunelab.errors import Conflict, NotFound, Unprocessable
 from tunelab.musicgen.lora import AdapterError, AdapterFacts, base_tensors, misfits, read_adapter
 from tunelab.musicgen.weights import ModelError
+from tunelab.services.adapter_archive import TRAINING_CONFIG, ArchiveError, archive_name, unpack_archive, write_archive
 from tunelab.services.experiments import new_id
 from tunelab.services.models import ModelService
 from tunelab.services.paths import confined
@@ -475,6 +479,61 @@ class AdapterService:
         assert deleted is not None
         return deleted
 
+    # --- export and import --------------------------------------------------------------------------------------
+
+    def export(self, adapter_id: str) -> tuple[Path, str]:
+        """The adapter as a zip (PEFT folder, model card, training config, registry record) under
+        exports/adapters/, and the file name to download it as."""
+        adapter = self.get(adapter_id)
+        if not (Path(adapter.storage_path) / "adapter_model.safetensors").is_file():
+            raise Conflict(f"The files of adapter {adapter.name} {adapter.version} are gone from "
+                           f"{adapter.storage_path}", code="adapter_files_missing",
+                           details={"adapter_id": adapter_id, "path": adapter.storage_path})  # fmt: skip
+        model = next((m for m in self.models.list() if m.id == adapter.base_model_id), None)
+        name = archive_name(adapter)
+        target = self.settings.data_dir / "exports" / "adapters" / adapter.id / f"{name}.zip"
+        return write_archive(adapter, model, target), f"{name}.zip"
+
+    def import_archive(self, source: IO[bytes], name: str | None = None, version: str | None = None,
+                       base_model_id: str | None = None) -> AdapterDetail:  # fmt: skip
+        """Register an exported adapter zip: unpacked under adapters/imported/, named as its tunelab.json says unless
+        `name`/`version` are given, validated as any registration. Nothing is kept when it fails."""
+        folder = self.settings.data_dir / "adapters" / "imported" / new_id("imp")
+        try:
+            found = unpack_archive(source, folder)
+        except ArchiveError as error:
+            raise Unprocessable(f"Not an exported adapter: {error}", code="invalid_archive",
+                                details={"reason": str(error)}) from None  # fmt: skip
+        try:
+            base: dict[str, Any] = found["base_model"] if isinstance(found.get("base_model"), dict) else {}
+            fields: dict[str, Any] = {
+                "name": name or found.get("name"), "version": version or found.get("version"),
+                "path": str(folder), "description": found.get("description"),
+                "base_model_id": base_model_id or self._known_model(base.get("id")),
+                "training_config": _object_file(folder / TRAINING_CONFIG),
+            }  # fmt: skip
+            if not fields["name"] or not fields["version"]:
+                raise Unprocessable("The archive has no tunelab.json naming the adapter; give a name and a version",
+                                    code="name_required", details={})  # fmt: skip
+            try:
+                data = AdapterCreate(**{k: v for k, v in fields.items() if v is not None and v != {}})
+            except ValidationError as error:
+                problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                raise Unprocessable(f"The archive's record is not valid: {problem}", code="invalid_archive",
+                                    details={"reason": problem}) from None  # fmt: skip
+            metrics: dict[str, Any] = found["metrics"] if isinstance(found.get("metrics"), dict) else {}
+            return self.register(data, AdapterSource.IMPORTED, {k: v for k, v in metrics.items()
+                                                                if _number(v) is not None})  # fmt: skip
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _known_model(self, model_id: Any) -> str | None:
+        """`model_id` if a base model of that id is registered (else the adapter config decides)."""
+        if isinstance(model_id, str) and any(model.id == model_id for model in self.models.list()):
+            return model_id
+        return None
+
     def _model_name(self, model_id: str | None) -> str:
         if model_id is None:
             return "an unknown base model"
@@ -482,6 +541,14 @@ class AdapterService:
             return self.models.get(model_id).display_name
         except NotFound:
             return model_id
+
+
+def _object_file(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _invalid(folder: Path, reason: str) -> Unprocessable:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi.responses import FileResponse
 
 from tunelab.api.deps import ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors, links
@@ -131,3 +132,27 @@ async def activate_adapter(adapter_id: AdapterId, services: ServicesDep) -> Adap
 async def deactivate_adapter(adapter_id: AdapterId, services: ServicesDep) -> AdapterDetail:
     """No new generation request may use it; jobs already running finish."""
     return await blocking(services.adapters.deactivate, adapter_id)
+
+
+@router.get("/{adapter_id}/export", response_class=FileResponse, responses=errors(*COMMON, 404, 409))
+async def export_adapter(adapter_id: AdapterId, services: ServicesDep) -> FileResponse:
+    """The adapter as a zip: its PEFT folder, a model card (README.md with `base_model` and
+    `base_model_relation: adapter`, the training config and metrics) ready for a model hub, the training config and
+    the registry's record (tunelab.json), which `POST /api/adapters/import` reads back. 409 `adapter_files_missing`."""
+    path, filename = await blocking(services.adapters.export, adapter_id)
+    return FileResponse(path, media_type="application/zip", filename=filename)
+
+
+@router.post("/import", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
+async def import_adapter(
+    services: ServicesDep,
+    archive: Annotated[UploadFile, File(description="A zip made by the export (or any zip of a PEFT LoRA folder).")],
+    name: Annotated[str | None, Form(max_length=NAME_MAX, description="Default: the archive's tunelab.json.")] = None,
+    version: Annotated[str | None, Form(max_length=64, description="Default: the archive's tunelab.json.")] = None,
+    base_model_id: Annotated[str | None, Form(max_length=128, description="Default: the archive's base model.")] = None,
+) -> AdapterDetail:
+    """Register an exported adapter: unpacked under adapters/imported/ (only the adapter's own files, by name),
+    validated as any registration (422 `invalid_adapter`, 409 `adapter_version_exists`), source `imported`; 422
+    `invalid_archive` for a file that is not one. Nothing is kept when it fails."""
+    return await blocking(services.adapters.import_archive, archive.file, name or None, version or None,
+                          base_model_id or None)  # fmt: skip
