@@ -612,3 +612,94 @@ def test_runs_commands_without_a_server_say_what_they_need(data_dir: Path) -> No
     (data_dir / "runs" / "run-x" / "output.log").write_bytes(b"\x1b[32mstep 1\x1b[0m\r\n")
     printed = runner.invoke(app, ["runs", "logs", "run-x", "--data-dir", str(data_dir)])
     assert printed.exit_code == 0 and printed.stdout_bytes == b"\x1b[32mstep 1\x1b[0m\r\n"
+
+
+def _adapter_copies(data_dir: Path, trained_adapter: Path, *names: str) -> list[Path]:
+    import shutil
+
+    folders = []
+    for name in names:
+        folder = data_dir / "adapters" / "outside" / name
+        shutil.copytree(trained_adapter / "final", folder)
+        folders.append(folder)
+    return folders
+
+
+def test_adapter_commands_through_a_running_server(
+    data_dir: Path, tiny_model: Path, trained_adapter: Path, served: tuple[str, list[str]]
+) -> None:
+    import shutil
+
+    url, seen = served
+    shutil.copytree(tiny_model, data_dir / "models" / "tiny")
+    assert httpx.post(f"{url}/api/models", json={"path": str(data_dir / "models" / "tiny")}).status_code == 201
+    d = ("--data-dir", str(data_dir))
+    code, out = tunelab("adapters", "list", *d)
+    assert code == 0 and "No adapters yet" in out and "tunelab adapters register" in out
+
+    first, second = _adapter_copies(data_dir, trained_adapter, "one", "two")
+    config = data_dir / "config.json"
+    config.write_text((trained_adapter / "training_config.json").read_text())
+    code, out = tunelab("adapters", "register", str(first), "--name", "lofi", "--version", "1.0", "--model", "tiny",
+                        "--training-config", str(config), *d)  # fmt: skip
+    assert code == 0 and "Registered lofi 1.0" in out and "r=16, 16 modules" in out, out
+    assert "POST /api/adapters" in seen
+    code, out = tunelab(
+        "adapters", "register", str(second), "--name", "lofi", "--version", "1.0", "--model", "tiny", *d
+    )
+    assert code == 1 and "adapter_version_exists" in out and "'1.1'" in out
+    assert (
+        tunelab("adapters", "register", str(second), "--name", "lofi", "--version", "1.1", "--model", "tiny", *d)[0]
+        == 0
+    )
+
+    code, out = tunelab("adapters", "activate", "lofi@1.0", *d)
+    assert code == 0 and "lofi 1.0" in out and "is active" in out
+    assert tunelab("adapters", "activate", "lofi@1.1", *d)[0] == 0
+    code, out = tunelab("adapters", "list", "--active", *d)
+    rows = table_rows(out)[1:]
+    assert len(rows) == 1 and rows[0][1:3] == ["lofi", "1.1"] and rows[0][0].startswith("* adp-"), out
+    code, out = tunelab("adapters", "versions", "lofi", *d)
+    assert code == 0 and "would activate 1.0 again" in out
+    code, out = tunelab("adapters", "rollback", "lofi", *d)
+    assert code == 0 and "lofi 1.0" in out and "active again" in out
+
+    code, out = tunelab("adapters", "show", "lofi", *d)  # a name alone: its active version
+    assert code == 0 and "lofi 1.0" in out and "active" in out and "Fits the current model  yes" in out, out
+    assert "Learning rate" in out and "1e-4" in out and "LoRA" in out
+    code, out = tunelab("adapters", "compare", "lofi@1.0", "lofi@1.1", "--all", *d)
+    assert code == 0 and "hyperparameters.learning_rate" in out and "1e-04" not in out, out
+    code, out = tunelab("adapters", "rename", "lofi@1.1", "lofi tape", *d)
+    assert code == 0 and "Renamed" in out and "lofi tape" in out
+    code, out = tunelab("adapters", "rename", "lofi@1.0", " ", *d)
+    assert code == 2 and "NEW_NAME" in out
+
+    code, out = tunelab("adapters", "export", "lofi@1.0", "--out", str(data_dir.parent / "out"), *d)
+    assert code == 0 and (data_dir.parent / "out" / "lofi-1.0.zip").is_file(), out
+    code, out = tunelab("adapters", "import", str(data_dir.parent / "out" / "lofi-1.0.zip"), "--version", "2.0", *d)
+    assert code == 0 and "Imported lofi 2.0" in out, out
+    code, out = tunelab("adapters", "delete", "lofi@2.0", "--yes", *d)
+    assert code == 0 and "Deleted lofi 2.0" in out and "files stay" in out
+    code, out = tunelab("adapters", "show", "lofi@2.0", *d)
+    assert code == 1 and "adapter_not_found" in out
+
+
+def test_adapter_commands_without_a_server_open_the_database(
+    data_dir: Path, tiny_model: Path, trained_adapter: Path
+) -> None:
+    import shutil
+
+    shutil.copytree(tiny_model, data_dir / "models" / "tiny")
+    assert tunelab("models", "add", str(data_dir / "models" / "tiny"), "--data-dir", str(data_dir))[0] == 0
+    (folder,) = _adapter_copies(data_dir, trained_adapter, "one")
+    d = ("--data-dir", str(data_dir))
+    code, out = tunelab("adapters", "register", str(folder), "--name", "jazz", "--version", "1", "--model", "tiny", *d)
+    assert code == 0, out
+    code, out = tunelab("adapters", "export", "jazz", "--unzip", "--out", str(data_dir.parent / "peft"), *d)
+    assert code == 0 and (data_dir.parent / "peft" / "jazz-1" / "README.md").is_file(), out
+    assert "base_model_relation: adapter" in (data_dir.parent / "peft" / "jazz-1" / "README.md").read_text()
+    code, out = tunelab("adapters", "list", "--group", *d)
+    assert code == 0 and "jazz" in out and "tiny" in out
+    result = runner.invoke(app, ["adapters", "delete", "jazz", *d], input="n\n", prog_name="tunelab")
+    assert result.exit_code == 1 and "Delete jazz 1" in result.output and "Aborted" in result.output
+    assert "jazz" in tunelab("adapters", "list", *d)[1]  # not deleted

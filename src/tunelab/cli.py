@@ -23,7 +23,7 @@ from tunelab.errors import TuneLabError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from tunelab.client import Datasets, Experiments, Models
+    from tunelab.client import Adapters, Datasets, Experiments, Models
     from tunelab.domain.datasets import Dataset
 
 
@@ -59,6 +59,9 @@ datasets_app = _group("Datasets of rated clips or preference pairs: create, impo
 app.add_typer(datasets_app, name="datasets")
 runs_app = _group("Training runs: start one on an experiment's dataset, follow its terminal output, cancel it.")
 app.add_typer(runs_app, name="runs")
+adapters_app = _group("The adapter registry: list, show, register, activate, deactivate, rename, delete, compare, "
+                      "versions, roll back, export and import LoRA adapters.")  # fmt: skip
+app.add_typer(adapters_app, name="adapters")
 
 DataDirOption = Annotated[
     Path | None,
@@ -689,6 +692,306 @@ def cancel_run(
         typer.secho(f"error [{exc.code}]: {exc.message}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Run {answer['name']} ({answer['id']}) is {answer['status']}")
+
+
+@contextmanager
+def _adapters(data_dir: Path | None) -> Iterator[Adapters]:
+    from tunelab.client import open_adapters
+
+    with _opened(open_adapters(_settings(data_dir))) as adapters:
+        yield adapters
+
+
+AdapterArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ADAPTER", help="An adapter id (adp-…), NAME@VERSION, or a NAME (its active, else newest, version)."
+    ),  # fmt: skip
+]
+
+
+def _adapter_id(adapters: Adapters, ref: str) -> str:
+    """The id of the adapter `ref` names: an id, NAME@VERSION, or NAME (the active version, else the newest)."""
+    if ref.startswith("adp-"):
+        return ref
+    name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
+    found = [item for group in adapters.list_page(q=name, group_by_name=True, page_size=500).items
+             if group.name == name for item in group.versions]  # fmt: skip
+    if version:
+        found = [item for item in found if item.version == version]
+    if not found:
+        raise TuneLabError(f"No adapter is {ref!r}; `tunelab adapters list` shows them", code="adapter_not_found")
+    chosen = next((item for item in found if item.active), found[-1])
+    return str(chosen.id)
+
+
+def _adapter_rows(items: list[Any]) -> list[list[str]]:
+    return [[("* " if a.active else "  ") + a.id, a.name, a.version, a.base_model_id or "-",
+             "yes" if a.compatible else "no", a.source.value, _metrics(_numbers(a.metrics)),
+             f"{a.created_at:%Y-%m-%d %H:%M}"] for a in items]  # fmt: skip
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    keys = ("final_loss", "best_eval_loss", "reward_accuracy")
+    return {k: float(v) for k, v in metrics.items() if k in keys and isinstance(v, int | float)}
+
+
+_ADAPTER_HEADERS = ["  ID", "NAME", "VERSION", "BASE MODEL", "FITS", "SOURCE", "METRICS", "CREATED"]
+
+
+@adapters_app.command("list", cls=Command)
+def list_adapters(
+    active: Annotated[bool | None, typer.Option("--active/--inactive", help="Only active, or only inactive.")] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="ID", help="Trained on this base model.")] = None,
+    search: Annotated[str | None, typer.Option("--search", metavar="TEXT", help="Part of a name or version.")] = None,
+    group: Annotated[bool, typer.Option("--group", help="Versions grouped under their name.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the adapters (not deleted), newest first; * marks active ones; FITS: trained on the current model."""
+    with _adapters(data_dir) as adapters:
+        page = adapters.list_page(active, model, search, group, 1, 500)
+    if not page.items:
+        typer.echo("No adapters yet: a run that completes registers its adapter, `tunelab adapters register PATH "
+                   "--name N --version V` registers a folder trained elsewhere, `tunelab adapters import ZIP` an "
+                   "exported one.")  # fmt: skip
+        return
+    if group:
+        for entry in page.items:
+            typer.echo(f"\n{entry.name}")
+            typer.echo(_table(_ADAPTER_HEADERS, _adapter_rows(entry.versions)))
+    else:
+        typer.echo(_table(_ADAPTER_HEADERS, _adapter_rows(page.items)))
+    if page.total > len(page.items):
+        typer.echo(f"({len(page.items)} of {page.total}; narrow with --search or --model)")
+
+
+@adapters_app.command("show", cls=Command)
+def show_adapter(adapter: AdapterArgument, data_dir: DataDirOption = None) -> None:
+    """Show one adapter: base model and compatibility, provenance, LoRA, metrics and its training config."""
+    with _adapters(data_dir) as adapters:
+        detail = adapters.detail(_adapter_id(adapters, adapter))
+    state = "active" if detail.active else "inactive"
+    typer.echo(f"{detail.name} {detail.version} ({detail.id}), {state}")
+    if detail.description:
+        typer.echo(f"  {detail.description}")
+    base = detail.base_model
+    model = f"{base.display_name} ({base.id}), {base.sample_rate} Hz, up to {base.max_duration_s:g} s" if base else "-"
+    fits = "yes" if detail.compatible else f"no: {detail.compatibility.reason}"
+    lora = detail.lora
+    rows = [["Base model", model], ["Fits the current model", fits], ["Source", detail.provenance.note],
+            ["Experiment", detail.experiment_id or "-"], ["Run", detail.run_id or "-"],
+            ["Dataset", detail.training_dataset_id or "-"], ["Files", detail.storage_path],
+            ["LoRA", f"r={lora.get('r')}, alpha={lora.get('lora_alpha')}, "
+                     f"{', '.join(lora.get('target_modules', []))} ({lora.get('parameters', 0):,} parameters)"],
+            ["Metrics", _metrics(_numbers(detail.metrics))],
+            ["Generations", str(detail.usage.generations)]]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    typer.echo("\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    if detail.configuration is None:
+        typer.echo("\nNo training configuration: it was trained outside TuneLab.")
+        return
+    for group in detail.configuration:
+        typer.echo(f"\n{group.name}")
+        typer.echo(_table(["PARAMETER", "VALUE"], [[e.label, e.display] for e in group.entries]))
+
+
+@adapters_app.command("register", cls=Command)
+def register_adapter(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help="A PEFT LoRA folder (adapter_config.json + "
+            "adapter_model.safetensors) inside the data dir or an import root.",
+        ),
+    ],  # fmt: skip
+    name: Annotated[str, typer.Option(metavar="NAME", help="Its name (1–100 characters).")],
+    version: Annotated[str, typer.Option(metavar="VERSION", help="Its version, unique for the name (1.0, …).")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", metavar="ID", help="Its base model (default: the one adapter_config.json names)."),
+    ] = None,  # fmt: skip
+    description: Annotated[str | None, typer.Option(metavar="TEXT", help="What it does.")] = None,
+    training_config: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="A JSON file of how it was trained.")
+    ] = None,  # fmt: skip
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register an adapter folder, checked without loading a model (it starts inactive)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from tunelab.domain.adapters import AdapterCreate
+
+    try:
+        config = json.loads(training_config.read_text()) if training_config else None
+        given = {"name": name, "version": version, "path": str(path.expanduser().resolve()), "base_model_id": model,
+                 "description": description, "training_config": config}  # fmt: skip
+        data = AdapterCreate.model_validate({k: v for k, v in given.items() if v is not None})
+    except (OSError, ValueError) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise typer.BadParameter(message) from None
+    with _adapters(data_dir) as adapters:
+        added = adapters.register(data)
+    typer.echo(f"Registered {added.name} {added.version} ({added.id}) on {added.base_model_id}: r={added.lora['r']}, "
+               f"{added.lora['modules']} modules; `tunelab adapters activate {added.id}` makes it usable")  # fmt: skip
+
+
+@adapters_app.command("activate", cls=Command)
+def activate_adapter(adapter: AdapterArgument, data_dir: DataDirOption = None) -> None:
+    """Make an adapter available for generation (the active version of its name becomes inactive)."""
+    with _adapters(data_dir) as adapters:
+        done = adapters.activate(_adapter_id(adapters, adapter))
+    typer.echo(f"{done.name} {done.version} ({done.id}) is active")
+
+
+@adapters_app.command("deactivate", cls=Command)
+def deactivate_adapter(adapter: AdapterArgument, data_dir: DataDirOption = None) -> None:
+    """No new generation request may use it (running ones finish)."""
+    with _adapters(data_dir) as adapters:
+        done = adapters.deactivate(_adapter_id(adapters, adapter))
+    typer.echo(f"{done.name} {done.version} ({done.id}) is inactive")
+
+
+@adapters_app.command("rename", cls=Command)
+def rename_adapter(
+    adapter: AdapterArgument,
+    new_name: Annotated[str, typer.Argument(metavar="NEW_NAME", help="1–100 characters.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Give an adapter (one version) a new name."""
+    from pydantic import ValidationError
+
+    from tunelab.domain.adapters import AdapterUpdate
+
+    try:
+        data = AdapterUpdate(name=new_name)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="NEW_NAME") from None
+    with _adapters(data_dir) as adapters:
+        done = adapters.update(_adapter_id(adapters, adapter), data)
+    typer.echo(f"Renamed {done.id} to {done.name} (version {done.version})")
+
+
+@adapters_app.command("delete", cls=Command)
+def delete_adapter(
+    adapter: AdapterArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Delete an adapter from the registry (its files stay on disk; its name and version become free)."""
+    with _adapters(data_dir) as adapters:
+        adapter_id = _adapter_id(adapters, adapter)
+        if not yes:
+            found = adapters.detail(adapter_id)
+            typer.confirm(f"Delete {found.name} {found.version} ({adapter_id})?", abort=True)
+        done = adapters.delete(adapter_id)
+    typer.echo(f"Deleted {done.name} {done.version} ({done.id}); its files stay in {done.storage_path}")
+
+
+@adapters_app.command("compare", cls=Command)
+def compare_adapters(
+    refs: Annotated[list[str], typer.Argument(metavar="ADAPTER...", help="Two to ten adapters (ids, NAME@VERSION).")],
+    all_config: Annotated[bool, typer.Option("--all", help="Every config key, not only those that differ.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Training metrics side by side (* marks the better one) and the training config keys that differ."""
+    with _adapters(data_dir) as adapters:
+        found = adapters.compare([_adapter_id(adapters, ref) for ref in refs])
+    ids = [a.id for a in found.adapters]
+    headers = ["METRIC", *[f"{a.name} {a.version}" for a in found.adapters]]
+
+    def cell(value: Any, mark: bool) -> str:
+        text = "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+        return ("* " if mark else "") + text
+
+    rows = [[f"{key} ({entry.goal.value})", *[cell(entry.values.get(i), entry.best_id == i) for i in ids]]
+            for key, entry in found.metrics.items()]  # fmt: skip
+    typer.echo(_table(headers, rows) if rows else "No training metrics to compare (registered from outside).")
+    keys = list(found.config) if all_config else found.differing
+    if keys:
+        typer.echo("")
+        typer.echo(_table(["CONFIG", *headers[1:]], [[k, *[cell(found.config[k].get(i), False) for i in ids]]
+                                                      for k in keys]))  # fmt: skip
+    elif found.config:
+        typer.echo("\nTheir training configs are the same.")
+
+
+@adapters_app.command("versions", cls=Command)
+def adapter_versions(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="An adapter name.")], data_dir: DataDirOption = None
+) -> None:
+    """The version timeline of a name: losses, status, run, and what a roll back would activate."""
+    with _adapters(data_dir) as adapters:
+        timeline = adapters.versions(name)
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    rows = [[v.version, v.id, "active" if v.active else "-", loss(v.final_loss), loss(v.best_eval_loss),
+             f"{v.created_at:%Y-%m-%d %H:%M}", v.run_id or "-"] for v in timeline.versions]  # fmt: skip
+    typer.echo(_table(["VERSION", "ID", "STATUS", "FINAL LOSS", "BEST EVAL", "CREATED", "RUN"], rows))
+    if timeline.roll_back_to:
+        back = next(v.version for v in timeline.versions if v.id == timeline.roll_back_to)
+        typer.echo(f"`tunelab adapters rollback {name}` would activate {back} again")
+
+
+@adapters_app.command("rollback", cls=Command)
+def roll_back_adapter(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="An adapter name.")], data_dir: DataDirOption = None
+) -> None:
+    """Activate again the version of NAME that was active before the one active now."""
+    with _adapters(data_dir) as adapters:
+        done = adapters.roll_back(name)
+    typer.echo(f"{done.name} {done.version} ({done.id}) is active again")
+
+
+@adapters_app.command("export", cls=Command)
+def export_adapter(
+    adapter: AdapterArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Where to write it.")] = Path("."),
+    unzip: Annotated[bool, typer.Option("--unzip", help="Write the PEFT folder instead of a zip.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write an adapter as a zip (or folder) with a model card, ready for a model hub or `tunelab adapters import`."""
+    import shutil
+    import zipfile
+
+    from tunelab.client import HttpAdapters
+
+    with _adapters(data_dir) as adapters:
+        path, filename = adapters.export(_adapter_id(adapters, adapter))
+        out.mkdir(parents=True, exist_ok=True)
+        if unzip:
+            with zipfile.ZipFile(path) as archive:
+                top = archive.namelist()[0].split("/", 1)[0]
+                if (out / top).exists():
+                    raise typer.BadParameter(f"{out / top} exists already", param_hint="--out")
+                archive.extractall(out)  # our own archive: plain names under one folder
+            written = out / top
+        else:
+            written = out / filename
+            shutil.copyfile(path, written)
+        if isinstance(adapters, HttpAdapters):
+            path.unlink(missing_ok=True)
+    typer.echo(f"Wrote {written}")
+
+
+@adapters_app.command("import", cls=Command)
+def import_adapter(
+    archive: Annotated[Path, typer.Argument(metavar="ZIP", help="A zip made by `tunelab adapters export`.")],
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Default: the name it was exported with.")] = None,
+    version: Annotated[str | None, typer.Option(metavar="VERSION", help="Default: its exported version.")] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="ID", help="Its base model.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register an exported adapter zip (unpacked under the data dir's adapters/imported/)."""
+    if not archive.is_file():
+        raise typer.BadParameter(f"{archive} is not a file", param_hint="ZIP")
+    with _adapters(data_dir) as adapters, archive.open("rb") as source:
+        done = adapters.import_archive(source, name, version, model)
+    typer.echo(f"Imported {done.name} {done.version} ({done.id}) on {done.base_model_id}")
 
 
 @models_app.command("create-tiny", cls=Command)

@@ -7,17 +7,28 @@ import contextlib
 import itertools
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from tunelab.config import Settings
+from tunelab.domain.adapters import (
+    Adapter,
+    AdapterComparison,
+    AdapterCreate,
+    AdapterDetail,
+    AdapterGroup,
+    AdapterItem,
+    AdapterUpdate,
+    AdapterVersions,
+)
 from tunelab.domain.artifacts import Artifact
 from tunelab.domain.common import Page
 from tunelab.domain.datasets import Dataset, DatasetCreate, DatasetDetail, DatasetItem
@@ -35,6 +46,7 @@ from tunelab.errors import (
 )
 
 if TYPE_CHECKING:
+    from tunelab.services.adapters import AdapterService
     from tunelab.services.datasets import DatasetService
     from tunelab.services.experiments import ExperimentService
     from tunelab.services.models import ModelService
@@ -256,6 +268,78 @@ class HttpDatasets(HttpClient):
 
 
 Datasets: TypeAlias = "HttpDatasets | DatasetService"
+
+
+class HttpAdapters(HttpClient):
+    """The adapter commands of the CLI against a server's JSON API (the AdapterService methods they use)."""
+
+    def list_page(self, active: bool | None = None, base_model_id: str | None = None, q: str | None = None,
+                  group_by_name: bool = False, page: int = 1, page_size: int = 50) -> Page[Any]:  # fmt: skip
+        params = {"active": active, "base_model_id": base_model_id, "q": q, "group_by_name": group_by_name,
+                  "page": page, "page_size": page_size}  # fmt: skip
+        answer = self._call("GET", "/api/adapters", params={k: v for k, v in params.items() if v is not None})
+        return self._model(Page[AdapterGroup] if group_by_name else Page[AdapterItem], answer)
+
+    def detail(self, adapter_id: str) -> AdapterDetail:
+        return self._model(AdapterDetail, self._call("GET", f"/api/adapters/{_segment(adapter_id)}"))
+
+    def register(self, data: AdapterCreate) -> AdapterDetail:
+        body = data.model_dump(mode="json", exclude_none=True)
+        return self._model(AdapterDetail, self._call("POST", "/api/adapters", json=body))
+
+    def activate(self, adapter_id: str) -> AdapterDetail:
+        return self._model(AdapterDetail, self._call("POST", f"/api/adapters/{_segment(adapter_id)}/activate"))
+
+    def deactivate(self, adapter_id: str) -> AdapterDetail:
+        return self._model(AdapterDetail, self._call("POST", f"/api/adapters/{_segment(adapter_id)}/deactivate"))
+
+    def update(self, adapter_id: str, data: AdapterUpdate) -> AdapterDetail:
+        body = data.model_dump(mode="json", exclude_none=True)
+        return self._model(AdapterDetail, self._call("PATCH", f"/api/adapters/{_segment(adapter_id)}", json=body))
+
+    def delete(self, adapter_id: str) -> Adapter:
+        return self._model(Adapter, self._call("DELETE", f"/api/adapters/{_segment(adapter_id)}"))
+
+    def compare(self, adapter_ids: list[str]) -> AdapterComparison:
+        answer = self._call("GET", "/api/adapters/compare", params={"ids": ",".join(adapter_ids)})
+        return self._model(AdapterComparison, answer)
+
+    def versions(self, name: str) -> AdapterVersions:
+        return self._model(AdapterVersions, self._call("GET", "/api/adapters/versions", params={"name": name}))
+
+    def roll_back(self, name: str) -> AdapterDetail:
+        return self._model(AdapterDetail, self._call("POST", "/api/adapters/rollback", json={"name": name}))
+
+    def export(self, adapter_id: str) -> tuple[Path, str]:
+        """The server's zip of the adapter, downloaded to a temporary file, and its name."""
+        response = self._http.get(f"/api/adapters/{_segment(adapter_id)}/export")
+        if response.status_code != 200:
+            self._call("GET", f"/api/adapters/{_segment(adapter_id)}")  # raises the adapter's error
+            raise self._bad_response(response, "no archive")
+        filename = response.headers.get("content-disposition", "").partition('filename="')[2].rstrip('"')
+        with tempfile.NamedTemporaryFile("wb", suffix=".zip", delete=False) as file:
+            file.write(response.content)
+        return Path(file.name), filename or f"{adapter_id}.zip"
+
+    def import_archive(self, source: IO[bytes], name: str | None = None, version: str | None = None,
+                       base_model_id: str | None = None) -> AdapterDetail:  # fmt: skip
+        fields = {k: v for k, v in (("name", name), ("version", version), ("base_model_id", base_model_id)) if v}
+        answer = self._call("POST", "/api/adapters/import", data=fields, files={"archive": ("adapter.zip", source)})
+        return self._model(AdapterDetail, answer)
+
+
+Adapters: TypeAlias = "HttpAdapters | AdapterService"
+
+
+@contextmanager
+def open_adapters(settings: Settings) -> Iterator[tuple[Adapters, Opened]]:
+    """The data dir's adapter registry: through its running server, else from its database file."""
+    from tunelab.services.adapters import AdapterService
+    from tunelab.services.models import ModelService
+
+    with _served_or_opened(settings, HttpAdapters,
+                           lambda db: AdapterService(db, settings, ModelService(db, settings))) as opened:  # fmt: skip
+        yield opened
 
 
 @contextmanager
