@@ -45,6 +45,9 @@ REFUSED_BY_STATE = {
     "PATCH /api/settings": ["422"],  # model_not_found: the model must be registered
     "POST /api/datasets/{dataset_id}/items": ["422"],  # invalid_audio / invalid_item: what the files hold
     "POST /api/datasets/{dataset_id}/export": ["422"],  # dataset_empty
+    # path_not_allowed / path_not_found / invalid_adapter / base_model_required: the folder and what is in it
+    "POST /api/adapters": ["422"],
+    "POST /api/adapters/import": ["422"],  # invalid_archive / name_required: what the uploaded zip holds
 }
 # Every check schemathesis has, but use_after_free: nothing in TuneLab is hard-deleted, DELETE /api/experiments/{id}
 # archives (DESIGN.md), so the experiment is still there afterwards, by design.

@@ -22,6 +22,7 @@ from safetensors.numpy import load_file, save_file
 from tunelab.app import create_app
 from tunelab.config import Settings
 from tunelab.domain.adapters import AdapterCreate, AdapterSource
+from tunelab.errors import BadRequest, NotFound
 from tunelab.services import Services
 
 from .conftest import TEST_HOST, Api
@@ -355,7 +356,9 @@ def test_compare_and_diff_put_metrics_and_configs_side_by_side(registry: Registr
     rate = next(e for g in detail["configuration"] for e in g["entries"] if e["label"] == "Learning rate")
     assert rate["display"] == "1e-4" and "Typical" in rate["help"]
 
-    error(registry.client.get("/api/adapters/compare", params={"ids": a}), 422, "invalid_compare")
+    many = ",".join(f"adp-{n}" for n in range(11))
+    error(registry.client.get("/api/adapters/compare", params={"ids": many}), 422, "invalid_compare")
+    assert registry.api.get("/api/adapters/diff", a=a, b=a)["config"] == {}  # an adapter against itself
     error(registry.client.get("/api/adapters/compare", params={"ids": f"{a},adp-nope"}), 404, "adapter_not_found")
 
 
@@ -422,3 +425,25 @@ def test_imports_that_are_not_exported_adapters_are_refused_and_leave_nothing(re
     assert done.status_code == 201, done.text
     assert len(list((registry.data / "adapters" / "imported").iterdir())) == 1
     assert not (registry.data.parent / "evil").exists() and not (registry.data / "evil").exists()
+
+
+def test_what_generation_may_use_is_checked_again_when_it_is_loaded(registry: Registry) -> None:
+    adapters = registry.services.adapters
+    adapter = registry.adapter("lofi", "1.0")
+    with pytest.raises(BadRequest) as inactive:
+        adapters.usable(adapter["id"])
+    assert inactive.value.code == "adapter_inactive"
+    registry.client.post(f"/api/adapters/{adapter['id']}/activate")
+    assert adapters.usable(adapter["id"]).id == adapter["id"]
+
+    _break_shapes(Path(adapter["storage_path"]))  # the files changed under it after activation
+    with pytest.raises(BadRequest) as misfit:
+        adapters.usable(adapter["id"])
+    assert misfit.value.code == "adapter_incompatible" and "does not fit" in misfit.value.details["reason"]
+
+    registry.client.delete(f"/api/adapters/{adapter['id']}")
+    with pytest.raises(BadRequest) as deleted:
+        adapters.usable(adapter["id"])
+    assert deleted.value.code == "adapter_deleted"
+    with pytest.raises(NotFound):
+        adapters.usable("adp-never")

@@ -344,5 +344,4 @@ def test_creates_link_to_what_their_id_opens(app: FastAPI) -> None:
         for m, p, o in operations(document)
         if any(x["in"] == "path" for x in o.get("parameters", []))
     }
-    # Adapters are made by runs that end, not by a create whose answer could link to them.
-    assert with_ids - {"GET /api/adapters/{adapter_id}"} == followed
+    assert with_ids == followed

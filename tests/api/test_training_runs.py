@@ -134,6 +134,13 @@ def test_a_supervised_run_trains_streams_its_log_and_registers_its_adapter(studi
     assert adapter["base_model_id"] == "tiny" and adapter["active"] is False
     assert adapter["training_config"]["hyperparameters"]["learning_rate"] == 0.0002
     assert adapter["metrics"]["final_loss"] == metrics["final_loss"]
+    # Registered through the registry's own checks, with its provenance and the run's LoRA facts
+    assert adapter["source"] == "run" and adapter["provenance"]["run_id"] == run["id"] and adapter["compatible"]
+    assert adapter["lora"]["r"] == run["config"]["lora_r"] and adapter["lora"]["modules"] > 0
+    assert [g["name"] for g in adapter["configuration"]][-1] == "Checkpointing"  # supervised: no DPO group
+    timeline = studio.get("/api/adapters/versions", params={"name": "melodies-first"}).json()
+    assert [v["id"] for v in timeline["versions"]] == [adapter["id"]]
+    assert timeline["versions"][0]["final_loss"] == metrics["final_loss"]
     after = studio.get(f"/api/experiments/{exp['id']}").json()
     assert after["status"] == "completed" and after["best_metrics"]["loss"] == min(
         e["values"]["loss"] for e in steps if "loss" in e["values"])  # fmt: skip
@@ -189,7 +196,10 @@ def test_a_preference_run_trains_with_dpo(studio) -> None:
     assert done["status"] == "completed", done
     summary = studio.get(f"/api/runs/{run['id']}/metrics").json()["summary"]
     assert "reward_accuracy" in summary or "rewards/accuracy" in summary or any("reward" in k for k in summary)
-    assert studio.get(f"/api/adapters/{done['adapter_id']}").json()["training_config"]["training_type"] == "preference"
+    trained = studio.get(f"/api/adapters/{done['adapter_id']}").json()
+    assert trained["training_config"]["training_type"] == "preference"
+    assert [g["name"] for g in trained["configuration"]][-1] == "DPO"
+    assert {"reward_accuracy", "reward_margin"} <= set(trained["metrics"]), trained["metrics"]
 
 
 def test_bad_starts_are_refused_before_any_run_is_made(studio, demo) -> None:

@@ -21,6 +21,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.routing import Match
 from starlette.types import Scope
 
+from tunelab.domain.adapters import RESERVED_ADAPTER_IDS
 from tunelab.domain.datasets import RESERVED_DATASET_IDS
 from tunelab.domain.experiments import RESERVED_EXPERIMENT_IDS
 
@@ -58,6 +59,15 @@ class DatasetIdConvertor(StringConvertor):
 
 
 register_url_convertor("dataset_id", DatasetIdConvertor())
+
+
+class AdapterIdConvertor(StringConvertor):
+    """`/api/adapters/{adapter_id:adapter_id}` never matches `/api/adapters/import`, `…/compare` and the like."""
+
+    regex = "".join(f"(?!{name}$)" for name in RESERVED_ADAPTER_IDS) + "[^/]+"
+
+
+register_url_convertor("adapter_id", AdapterIdConvertor())
 
 
 class StrictJSONRoute(APIRoute):

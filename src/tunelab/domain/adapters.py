@@ -30,6 +30,7 @@ VERSION_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 AdapterVersion = Annotated[str, StringConstraints(pattern=VERSION_REGEX)]
 Description = Annotated[str, StringConstraints(max_length=2000), ValidUnicode]
 AdapterPath = Annotated[str, StringConstraints(min_length=1, max_length=4096), ValidUnicode]
+RESERVED_ADAPTER_IDS = ("import", "rollback", "compare", "diff", "versions")  # /api/adapters/… routes of their own
 # The training metrics the registry compares, in this order, each with its goal.
 COMPARED_METRICS = ("final_loss", "best_eval_loss", "reward_accuracy", "reward_margin")
 

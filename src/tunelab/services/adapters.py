@@ -55,7 +55,7 @@ from tunelab.domain.experiments import Experiment
 from tunelab.domain.metrics import MetricGoal, default_goal, ranked
 from tunelab.domain.models import BaseModelInfo
 from tunelab.domain.runs import Run
-from tunelab.errors import Conflict, NotFound, Unprocessable
+from tunelab.errors import BadRequest, Conflict, NotFound, Unprocessable
 from tunelab.musicgen.lora import AdapterError, AdapterFacts, base_tensors, misfits, read_adapter
 from tunelab.musicgen.weights import ModelError
 from tunelab.services.adapter_archive import TRAINING_CONFIG, ArchiveError, archive_name, unpack_archive, write_archive
@@ -318,7 +318,7 @@ class AdapterService:
 
     def compare(self, adapter_ids: list[str]) -> AdapterComparison:
         """Side by side: training metrics with the better adapter per metric, and the training configs."""
-        adapters = self._several(adapter_ids, 2)
+        adapters = self._several(list(dict.fromkeys(adapter_ids)))
         keys = [k for k in COMPARED_METRICS if any(k in a.metrics for a in adapters)]
         keys += sorted(
             {k for a in adapters for k in a.metrics if k not in keys and default_goal(k) is not MetricGoal.NONE}
@@ -340,7 +340,7 @@ class AdapterService:
     def diff(self, a_id: str, b_id: str) -> AdapterDiff:
         """What differs between two adapters (two versions of a name, usually): training config keys, dataset, base
         model and metrics (delta is b - a; `better` follows the metric's goal)."""
-        a, b = self._several([a_id, b_id], 2)
+        a, b = self._several([a_id, b_id])
         flat_a, flat_b = flatten(a.training_config), flatten(b.training_config)
         keys = sorted(set(flat_a) | set(flat_b))
         changed = {k: DiffSide(a=flat_a.get(k), b=flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)}
@@ -358,10 +358,12 @@ class AdapterService:
             base_model=DiffSide(a=a.base_model_id, b=b.base_model_id), metrics=metrics,
         )  # fmt: skip
 
-    def _several(self, adapter_ids: list[str], least: int) -> list[Adapter]:
+    def _several(self, adapter_ids: list[str]) -> list[Adapter]:
+        """The adapters of these ids (repeats as given), 422 `invalid_compare` for more than MAX_COMPARE different
+        ones, 404 `adapter_not_found` naming those missing or deleted."""
         ids = list(dict.fromkeys(adapter_ids))
-        if not least <= len(ids) <= MAX_COMPARE:
-            raise Unprocessable(f"Give {least} to {MAX_COMPARE} different adapter ids", code="invalid_compare",
+        if not 1 <= len(ids) <= MAX_COMPARE:
+            raise Unprocessable(f"Give 1 to {MAX_COMPARE} different adapter ids", code="invalid_compare",
                                 details={"ids": ids})  # fmt: skip
         with self.db.read() as con:
             found = store.many(con, ids)
@@ -369,7 +371,7 @@ class AdapterService:
         if missing:
             raise NotFound(f"Unknown adapter ids: {', '.join(missing)}", code="adapter_not_found",
                            details={"missing": missing})  # fmt: skip
-        return [found[i] for i in ids]
+        return [found[i] for i in adapter_ids if i in found]
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -430,6 +432,29 @@ class AdapterService:
             raise Conflict(f"No earlier active version of {name!r} to roll back to", code="nothing_to_roll_back",
                            details={"name": name})  # fmt: skip
         return self.activate(target.id)
+
+    def usable(self, adapter_id: str) -> Adapter:
+        """The adapter a generation request names, checked as the generation worker loads it: 404 when it never
+        existed; 400 `adapter_deleted`, `adapter_inactive`, or `adapter_incompatible` (with compatible suggestions)
+        when its files do not fit the current model (checked again here: files and the current model change)."""
+        with self.db.read() as con:
+            adapter = store.get(con, adapter_id)
+        if adapter is None:
+            raise adapter_not_found(adapter_id)
+        facts = {"adapter_id": adapter_id, "name": adapter.name, "version": adapter.version}
+        if adapter.deleted_at is not None:
+            raise BadRequest(f"Adapter {adapter.name} {adapter.version} has been deleted", code="adapter_deleted",
+                             details=facts)  # fmt: skip
+        if not adapter.active:
+            raise BadRequest(f"Adapter {adapter.name} {adapter.version} is not active; activate it first",
+                             code="adapter_inactive", details=facts)  # fmt: skip
+        current = self.models.current()
+        verdict = self.compatibility(adapter, current)
+        if not verdict.compatible:
+            raise BadRequest(f"Adapter {adapter.name} {adapter.version} cannot be used: {verdict.reason}",
+                             code="adapter_incompatible", details={**facts, "reason": verdict.reason,
+                                                                   "compatible_adapters": self.compatible_adapters(current)})  # fmt: skip
+        return adapter
 
     def compatible_adapters(self, current: BaseModelInfo | None) -> list[dict[str, Any]]:
         """A few adapters that the current model can use (id, name, version, active), active ones first."""

@@ -12,6 +12,7 @@ from tunelab.api.openapi import COMMON, WRITES, errors, links
 from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.adapters import (
     NAME_MAX,
+    RESERVED_ADAPTER_IDS,
     Adapter,
     AdapterComparison,
     AdapterCreate,
@@ -28,12 +29,19 @@ from tunelab.services.adapters import MAX_COMPARE
 
 router = APIRouter(prefix="/api/adapters", tags=["adapters"], route_class=StrictJSONRoute)
 AdapterId = Annotated[str, Path(pattern=ID_REGEX, description="An adapter id (adp-…).")]
+# The routes at /api/adapters/{adapter_id} itself must not take /api/adapters/import, /compare, … as an id.
+OwnAdapterId = Annotated[str, Path(pattern=ID_REGEX, description="An adapter id (adp-…).",
+                                   json_schema_extra={"not": {"enum": list(RESERVED_ADAPTER_IDS)}})]  # fmt: skip
 NameQuery = Annotated[str, Query(min_length=1, max_length=NAME_MAX, description="An adapter name, exactly.")]
 OneId = Annotated[str, Query(pattern=ID_REGEX, max_length=128, description="An adapter id.")]
 _ONE = ID_REGEX.removeprefix("^").removesuffix("$")
-IDS_PATTERN = f"^{_ONE}(,{_ONE}){{1,{MAX_COMPARE - 1}}}$"  # 2 to MAX_COMPARE ids
+IDS_PATTERN = f"^{_ONE}(,{_ONE}){{0,{MAX_COMPARE - 1}}}$"  # 1 to MAX_COMPARE ids
 CREATED = links("adapter_id", {"get": ("GET", "/api/adapters/{adapter_id}"),
-                               "activate": ("POST", "/api/adapters/{adapter_id}/activate")})  # fmt: skip
+                               "update": ("PATCH", "/api/adapters/{adapter_id}"),
+                               "delete": ("DELETE", "/api/adapters/{adapter_id}"),
+                               "activate": ("POST", "/api/adapters/{adapter_id}/activate"),
+                               "deactivate": ("POST", "/api/adapters/{adapter_id}/deactivate"),
+                               "export": ("GET", "/api/adapters/{adapter_id}/export")})  # fmt: skip
 
 
 @router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
@@ -83,7 +91,7 @@ async def compare_adapters(
         Query(
             min_length=1,
             max_length=1400,
-            description="Comma-separated adapter ids (2 to 10).",
+            description="Comma-separated adapter ids (1 to 10).",
             json_schema_extra={"pattern": IDS_PATTERN},
         ),
     ],  # fmt: skip
@@ -100,22 +108,22 @@ async def diff_adapters(a: OneId, b: OneId, services: ServicesDep) -> AdapterDif
     return await blocking(services.adapters.diff, a, b)
 
 
-@router.get("/{adapter_id}", responses=errors(*COMMON, 404))
-async def get_adapter(adapter_id: AdapterId, services: ServicesDep) -> AdapterDetail:
+@router.get("/{adapter_id:adapter_id}", responses=errors(*COMMON, 404, 405))
+async def get_adapter(adapter_id: OwnAdapterId, services: ServicesDep) -> AdapterDetail:
     """One adapter: description, training config (and grouped for display), provenance, base model capabilities,
     compatibility with the current model (with the reason when not), usage."""
     return await blocking(services.adapters.detail, adapter_id)
 
 
-@router.patch("/{adapter_id}", responses=errors(*WRITES, 404, 409))
-async def update_adapter(adapter_id: AdapterId, body: AdapterUpdate, services: ServicesDep) -> AdapterDetail:
+@router.patch("/{adapter_id:adapter_id}", responses=errors(*WRITES, 404, 405, 409))
+async def update_adapter(adapter_id: OwnAdapterId, body: AdapterUpdate, services: ServicesDep) -> AdapterDetail:
     """Rename (1–100 characters once stripped; 409 `adapter_version_exists` when the new name has this version) or
     change the description; `updated_at` changes."""
     return await blocking(services.adapters.update, adapter_id, body)
 
 
-@router.delete("/{adapter_id}", responses=errors(*WRITES, 404))
-async def delete_adapter(adapter_id: AdapterId, services: ServicesDep) -> Adapter:
+@router.delete("/{adapter_id:adapter_id}", responses=errors(*WRITES, 404, 405))
+async def delete_adapter(adapter_id: OwnAdapterId, services: ServicesDep) -> Adapter:
     """Soft delete: `deleted_at` is set, the adapter leaves listings and can't be activated; its files stay on disk
     and its (name, version) may be registered again. 404 when missing or already deleted."""
     return await blocking(services.adapters.delete, adapter_id)
