@@ -97,7 +97,8 @@ def _natural(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _json_file(path: Path) -> dict[str, Any]:
+def json_file(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`, or ModelError saying why it is not one."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -112,7 +113,7 @@ def _json_file(path: Path) -> dict[str, Any]:
 def describe_model(folder: Path, max_duration_s: float | None = None) -> ModelFacts:
     """The facts of the MusicGen in `folder`, or ModelError saying why it is not one TuneLab can use."""
     check_model_folder(folder)
-    config = _json_file(folder / "config.json")
+    config = json_file(folder / "config.json")
     if config.get("model_type") != "musicgen":
         found = config.get("model_type")
         raise ModelError(f"config.json describes a {found!r} model, not MusicGen (model_type 'musicgen')")

@@ -14,13 +14,12 @@ embedding: [num_embeddings, embedding_dim]).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.musicgen.describe import read_header
+from tunelab.musicgen.describe import json_file, read_header
 from tunelab.musicgen.weights import PICKLE_SUFFIXES, ModelError
 
 CONFIG_FILE = "adapter_config.json"
@@ -136,15 +135,10 @@ def misfits(facts: AdapterFacts, tensors: dict[str, list[int]], limit: int = 3) 
 
 
 def _config(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG_FILE
     try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AdapterError(f"the folder has no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AdapterError(f"{CONFIG_FILE} cannot be read as JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise AdapterError(f"{CONFIG_FILE} is not a JSON object")
+        config = json_file(folder / CONFIG_FILE)
+    except ModelError as error:
+        raise AdapterError(str(error)) from None
     if config.get("peft_type") != "LORA":
         raise AdapterError(f"{CONFIG_FILE} describes a {config.get('peft_type')!r} adapter, not LoRA "
                            "(peft_type 'LORA')")  # fmt: skip
