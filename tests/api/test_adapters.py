@@ -330,17 +330,20 @@ def test_rename_strips_validates_length_moves_updated_at_and_refuses_a_taken_ver
 
 
 def test_compare_and_diff_put_metrics_and_configs_side_by_side(registry: Registry) -> None:
-    config = {"training_type": "preference", "hyperparameters": {"learning_rate": 1e-4, "lora_r": 16, "beta": 0.1}}
+    config = {"training_type": "preference", "hyperparameters": {"learning_rate": 1e-4, "lora_r": 16, "beta": 0.1},
+              "created_at": "2026-12-01T10:00:00+00:00", "dataset": {"path": "/a.jsonl"}}  # fmt: skip
     a = registry.with_metrics("dpo", "1", {"final_loss": 0.7, "best_eval_loss": 0.8, "reward_accuracy": 0.6,
                                            "reward_margin": 0.2}, config)  # fmt: skip
-    changed = {**config, "hyperparameters": {**config["hyperparameters"], "learning_rate": 5e-5}}
+    changed = {**config, "hyperparameters": {**config["hyperparameters"], "learning_rate": 5e-5},
+               "created_at": "2026-12-02T10:00:00+00:00", "dataset": {"path": "/b.jsonl"}}  # fmt: skip
     b = registry.with_metrics("dpo", "2", {"final_loss": 0.5, "best_eval_loss": 0.9, "reward_accuracy": 0.7,
                                            "reward_margin": 0.1}, changed)  # fmt: skip
 
     compared = registry.api.get("/api/adapters/compare", ids=f"{a},{b}")
     best = {key: entry["best_id"] for key, entry in compared["metrics"].items()}
     assert best == {"final_loss": b, "best_eval_loss": a, "reward_accuracy": b, "reward_margin": a}
-    assert compared["differing"] == ["hyperparameters.learning_rate"]
+    assert compared["differing"] == ["hyperparameters.learning_rate"]  # when and on which file: not options
+    assert "created_at" not in compared["config"] and "dataset.path" not in compared["config"]
     assert compared["config"]["hyperparameters.lora_r"] == {a: 16, b: 16}
 
     diff = registry.api.get("/api/adapters/diff", a=a, b=b)

@@ -271,6 +271,16 @@ def next_version(version: str, taken: set[str]) -> str:
             return candidate
 
 
+# Keys of a run's training_config.json that record where and when rather than how it trained: two runs always
+# differ on them, so comparisons leave them out (the dataset and base model are compared as such).
+BOOKKEEPING = ("created_at", "dataset.", "library_versions.", "base_model.id")
+
+
+def training_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config flattened to dotted keys, bookkeeping left out: what comparisons set side by side."""
+    return {k: v for k, v in flatten(config).items() if not k.startswith(BOOKKEEPING)}
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested training config -> dotted keys (hyperparameters.learning_rate); lists stay values."""
     flat: dict[str, Any] = {}

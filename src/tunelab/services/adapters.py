@@ -46,8 +46,8 @@ from tunelab.domain.adapters import (
     MetricDiff,
     Usage,
     VersionEntry,
-    flatten,
     next_version,
+    training_options,
 )
 from tunelab.domain.common import Page, as_naive_utc, utcnow
 from tunelab.domain.config_display import present
@@ -329,7 +329,7 @@ class AdapterService:
             goal = default_goal(key)
             best = ranked(values, goal)
             metrics[key] = MetricComparison(values=values, best_id=best[0] if len(best) == 1 else None, goal=goal)
-        flat = {a.id: flatten(a.training_config) for a in adapters}
+        flat = {a.id: training_options(a.training_config) for a in adapters}
         config_keys = sorted({k for values in flat.values() for k in values})
         config = {k: {a.id: flat[a.id].get(k) for a in adapters} for k in config_keys}
         differing = [
@@ -341,7 +341,7 @@ class AdapterService:
         """What differs between two adapters (two versions of a name, usually): training config keys, dataset, base
         model and metrics (delta is b - a; `better` follows the metric's goal)."""
         a, b = self._several([a_id, b_id])
-        flat_a, flat_b = flatten(a.training_config), flatten(b.training_config)
+        flat_a, flat_b = training_options(a.training_config), training_options(b.training_config)
         keys = sorted(set(flat_a) | set(flat_b))
         changed = {k: DiffSide(a=flat_a.get(k), b=flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)}
         metrics = {}

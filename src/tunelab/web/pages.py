@@ -61,8 +61,20 @@ def dataset_page(request: Request, dataset_id: str, services: ServicesDep) -> HT
     return templates.TemplateResponse(request, "dataset.html", {"active_nav": "datasets", "dataset_id": dataset_id})
 
 
+@router.get("/adapters", response_class=HTMLResponse)
+def adapters_page(request: Request) -> HTMLResponse:
+    """The adapter registry: activate, rename, delete, group versions by name, pick adapters to compare."""
+    return templates.TemplateResponse(request, "adapters.html", {"active_nav": "adapters"})
+
+
+@router.get("/adapters/compare", response_class=HTMLResponse)
+def adapter_compare_page(request: Request) -> HTMLResponse:
+    """Adapters side by side (?ids=a,b,…); the page shows the API's answer to ids it cannot compare."""
+    return templates.TemplateResponse(request, "adapter_compare.html", {"active_nav": "adapters"})
+
+
 @router.get("/adapters/{adapter_id}", response_class=HTMLResponse)
 def adapter_page(request: Request, adapter_id: str, services: ServicesDep) -> HTMLResponse:
-    """One adapter with its provenance and metrics."""
+    """One adapter: overview, its name's versions and its training configuration; 404 page for an unknown id."""
     services.adapters.get(adapter_id)
-    return templates.TemplateResponse(request, "adapter.html", {"active_nav": "experiments", "adapter_id": adapter_id})
+    return templates.TemplateResponse(request, "adapter.html", {"active_nav": "adapters", "adapter_id": adapter_id})
