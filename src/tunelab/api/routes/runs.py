@@ -28,7 +28,19 @@ from tunelab.services.runs import DEFAULT_SERIES_LIMIT, MAX_COMPARE, MAX_HISTORY
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], route_class=StrictJSONRoute)
 
-MetricKeys = Annotated[list[Annotated[str, Query(min_length=1, max_length=200)]] | None, Query(max_length=100)]
+
+def _one_or_many_keys(schema: dict[str, Any]) -> None:
+    """`key=a` and `key=a&key=b` are one query: a single key is a list of one, so the schema says a key or a list
+    (a checker that sends one string must not read it as a value of the wrong type)."""
+    one = {"type": "string", "minLength": 1, "maxLength": 200}
+    schema.pop("anyOf", None)
+    schema["anyOf"] = [one, {"type": "array", "items": one, "maxItems": 100}]
+
+
+MetricKeys = Annotated[
+    list[Annotated[str, Query(min_length=1, max_length=200)]] | None,
+    Query(max_length=100, json_schema_extra=_one_or_many_keys),
+]
 AfterStep = Annotated[int | None, Query(ge=0, le=MAX_STEP, description="Only points after this step.")]
 MaxPoints = Annotated[
     int | None,
