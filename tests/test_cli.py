@@ -676,6 +676,9 @@ def test_adapter_commands_through_a_running_server(
 
     code, out = tunelab("adapters", "export", "lofi@1.0", "--out", str(data_dir.parent / "out"), *d)
     assert code == 0 and (data_dir.parent / "out" / "lofi-1.0.zip").is_file(), out
+    (second / "adapter_model.safetensors").unlink()  # the server's refusal reaches the shell as it was answered
+    code, out = tunelab("adapters", "export", "lofi tape@1.1", "--out", str(data_dir.parent / "out"), *d)
+    assert code == 1 and "adapter_files_missing" in out, out
     code, out = tunelab("adapters", "import", str(data_dir.parent / "out" / "lofi-1.0.zip"), "--version", "2.0", *d)
     assert code == 0 and "Imported lofi 2.0" in out, out
     code, out = tunelab("adapters", "delete", "lofi@2.0", "--yes", *d)

@@ -109,6 +109,10 @@ class HttpClient:
                 f"The TuneLab server at {self.base_url} holds the database but did not answer: {exc}",
                 details={"url": self.base_url},
             ) from exc
+        return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> Any:
+        """A response's JSON body, or the TuneLab error its error envelope names."""
         try:
             body = response.json()
         except ValueError:
@@ -314,7 +318,7 @@ class HttpAdapters(HttpClient):
         """The server's zip of the adapter, downloaded to a temporary file, and its name."""
         response = self._http.get(f"/api/adapters/{_segment(adapter_id)}/export")
         if response.status_code != 200:
-            self._call("GET", f"/api/adapters/{_segment(adapter_id)}")  # raises the adapter's error
+            self._answer(response)  # raises the error it answered with
             raise self._bad_response(response, "no archive")
         filename = response.headers.get("content-disposition", "").partition('filename="')[2].rstrip('"')
         with tempfile.NamedTemporaryFile("wb", suffix=".zip", delete=False) as file:

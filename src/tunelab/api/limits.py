@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunelab.api.errors import respond
+from tunelab.domain.adapters import MAX_ARCHIVE_BYTES
 from tunelab.domain.datasets import MAX_AUDIO_BYTES
-from tunelab.services.adapter_archive import MAX_ARCHIVE_BYTES
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIMIT_SCOPE_KEY = "tunelab.max_body_bytes"

@@ -30,6 +30,7 @@ VERSION_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 AdapterVersion = Annotated[str, StringConstraints(pattern=VERSION_REGEX)]
 Description = Annotated[str, StringConstraints(max_length=2000), ValidUnicode]
 AdapterPath = Annotated[str, StringConstraints(min_length=1, max_length=4096), ValidUnicode]
+MAX_ARCHIVE_BYTES = 1024**3  # an adapter zip to import; an r=64 LoRA on every projection of musicgen-large is ~0.3 GB
 RESERVED_ADAPTER_IDS = ("import", "rollback", "compare", "diff", "versions")  # /api/adapters/… routes of their own
 # The training metrics the registry compares, in this order, each with its goal.
 COMPARED_METRICS = ("final_loss", "best_eval_loss", "reward_accuracy", "reward_margin")
@@ -248,12 +249,6 @@ class AdapterDiff(BaseModel):
     dataset: DiffSide
     base_model: DiffSide
     metrics: dict[str, MetricDiff]
-
-
-class AdapterFilter(Model):
-    active: bool | None = None
-    base_model_id: str | None = None
-    q: str | None = None
 
 
 def next_version(version: str, taken: set[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
@@ -11,6 +12,7 @@ from tunelab.domain.common import Model, ResourceId, UTCDateTime, ValidUnicode, 
 ModelPath = Annotated[str, StringConstraints(min_length=1, max_length=4096), ValidUnicode]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ValidUnicode]
 TINY_MODEL_ID = "tiny-musicgen"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # a Hugging Face hub id: org/name
 
 
 class BaseModelCreate(Model):

@@ -15,17 +15,15 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from tunelab.domain.adapters import Adapter
+from tunelab.domain.adapters import MAX_ARCHIVE_BYTES, Adapter
 from tunelab.domain.config_display import present
-from tunelab.domain.models import BaseModelInfo
+from tunelab.domain.models import HUB_ID, BaseModelInfo
 
 CARD = "README.md"
 RECORD = "tunelab.json"
 TRAINING_CONFIG = "training_config.json"
 KEPT = ("adapter_config.json", "adapter_model.safetensors", CARD, TRAINING_CONFIG, RECORD)
 PICKLES = re.compile(r".*\.(bin|pt|pth|pkl|ckpt)$")
-MAX_ARCHIVE_BYTES = 1024**3  # an r=64 LoRA on every projection of musicgen-large is ~0.3 GB
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 class ArchiveError(Exception):

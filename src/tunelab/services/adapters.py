@@ -79,7 +79,6 @@ def adapter_not_found(adapter_id: str) -> NotFound:
 
 @dataclass(frozen=True)
 class Validated:
-    folder: Path
     facts: AdapterFacts
     base_model: BaseModelInfo
 
@@ -105,7 +104,7 @@ class AdapterService:
         reasons = misfits(facts, self._base_tensors(base))
         if reasons:
             raise _invalid(folder, f"it does not fit base model {base.display_name}: " + "; ".join(reasons))
-        return Validated(folder, facts, base)
+        return Validated(facts, base)
 
     def register(self, data: AdapterCreate, source: AdapterSource = AdapterSource.REGISTERED,
                  metrics: dict[str, Any] | None = None) -> AdapterDetail:  # fmt: skip

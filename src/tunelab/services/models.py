@@ -15,7 +15,7 @@ from typing import Any
 
 from tunelab.config import Settings
 from tunelab.domain.common import ID_PATTERN, utcnow
-from tunelab.domain.models import TINY_MODEL_ID, BaseModelCreate, BaseModelInfo, SettingsUpdate, StudioSettings
+from tunelab.domain.models import HUB_ID, TINY_MODEL_ID, BaseModelCreate, BaseModelInfo, SettingsUpdate, StudioSettings
 from tunelab.errors import Conflict, NotFound, Unprocessable
 from tunelab.musicgen.describe import content_sha256, describe_model
 from tunelab.musicgen.weights import ModelError
@@ -26,7 +26,6 @@ from tunelab.store import models as store
 from tunelab.store.db import Database
 
 log = logging.getLogger(__name__)
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 CURRENT_MODEL = "current_model_id"
 
 

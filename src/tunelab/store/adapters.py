@@ -6,16 +6,14 @@ import json
 from typing import Any
 
 from tunelab.domain.adapters import Adapter, AdapterEvent
-from tunelab.store.db import Connection, fetch_dicts, total_of
+from tunelab.store.db import Connection, fetch_dicts, insert_row, insert_rows, total_of
 
 _JSON = ("training_config", "metrics", "lora")
 _UPDATABLE = {"name", "description", "active", "updated_at", "deleted_at"}
 
 
 def insert(con: Connection, row: dict[str, Any]) -> None:
-    values = {k: json.dumps(v) if k in _JSON else v for k, v in row.items()}
-    con.execute(f"INSERT INTO adapters ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",  # noqa: S608
-                list(values.values()))  # fmt: skip
+    insert_row(con, "adapters", {k: json.dumps(v) if k in _JSON else v for k, v in row.items()})
 
 
 def get(con: Connection, adapter_id: str) -> Adapter | None:
@@ -109,14 +107,9 @@ def active_ids_named(con: Connection, name: str) -> list[str]:
 
 def insert_events(con: Connection, rows: list[dict[str, Any]]) -> None:
     """Events of adapters in one statement: {id, adapter_id, name, version, event, at, detail}."""
-    if not rows:
-        return
-    keys = ["id", "adapter_id", "name", "version", "event", "at", "detail"]
-    columns = [("happened_at" if key == "at" else key) for key in keys]
-    values = [[json.dumps(row[k]) if k == "detail" else row[k] for row in rows] for k in keys]
-    selects = ", ".join(f"unnest(?) AS {column}" for column in columns)
-    con.execute(f"INSERT INTO adapter_events ({', '.join(columns)}) SELECT * FROM (SELECT {selects})",  # noqa: S608
-                values)  # fmt: skip
+    insert_rows(con, "adapter_events", [{**{k: v for k, v in row.items() if k not in ("at", "detail")},
+                                         "happened_at": row["at"], "detail": json.dumps(row["detail"])}
+                                        for row in rows])  # fmt: skip
 
 
 def events_named(con: Connection, name: str) -> list[AdapterEvent]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunelab.store.db import Connection, fetch_dicts
+from tunelab.store.db import Connection, fetch_dicts, insert_row, insert_rows
+
+__all__ = ["insert_row", "insert_rows"]  # the datasets' writes use the shared ones
 
 _DATASET = """
     SELECT d.*, coalesce(i.n, 0) AS item_count, coalesce(i.seconds, 0.0) AS total_duration_s
@@ -12,25 +14,6 @@ _DATASET = """
         SELECT dataset_id, count(*) AS n, sum(duration_s) AS seconds FROM dataset_items GROUP BY dataset_id
     ) i ON i.dataset_id = d.id
 """
-
-
-def insert_row(con: Connection, table: str, row: dict[str, Any]) -> None:
-    """One row of `table` (ours: datasets, dataset_items, audio), its columns named by `row`'s keys."""
-    assert table in {"datasets", "dataset_items", "audio"}
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))  # noqa: S608 - ours
-
-
-def insert_rows(con: Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    """Rows of one table with the same columns, in one statement."""
-    assert table in {"dataset_items", "audio"}
-    if not rows:
-        return
-    columns = list(rows[0])
-    selects = ", ".join(f"unnest(?) AS {column}" for column in columns)
-    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {selects})",  # noqa: S608
-                [[row[column] for row in rows] for column in columns])  # fmt: skip
 
 
 def all_datasets(con: Connection) -> list[dict[str, Any]]:

@@ -285,6 +285,26 @@ def fetch_one(con: Connection, sql: str, params: Sequence[Any] = ()) -> dict[str
     return rows[0] if rows else None
 
 
+def insert_row(con: Connection, table: str, row: dict[str, Any]) -> None:
+    """One row of `table` (a table name of ours, never user input), its columns named by `row`'s keys."""
+    assert table.isidentifier() and all(column.isidentifier() for column in row)
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))  # noqa: S608 - ours
+
+
+def insert_rows(con: Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Rows of one table with the same columns, in one statement (DuckDB takes a batch 100-1000x faster than rows
+    one by one)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    assert table.isidentifier() and all(column.isidentifier() for column in columns)
+    selects = ", ".join(f"unnest(?) AS {column}" for column in columns)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {selects})",  # noqa: S608
+                [[row[column] for row in rows] for column in columns])  # fmt: skip
+
+
 def insert_values(row: dict[str, Any], json_columns: set[str]) -> dict[str, Any]:
     """The columns an insert of `row` names: None and empty JSON objects are left to the columns' defaults (NULL and
     '{}'), as each column an INSERT names costs DuckDB about 0.1 ms; JSON columns as text."""
