@@ -34,6 +34,8 @@ def _no_tunelab_env() -> Iterator[None]:
             patch.delenv(var)
         # A server's first start creates the tiny MusicGen (~5 s): tests that want it ask for it (bootstrap_model).
         patch.setenv("TUNELAB_BOOTSTRAP_MODEL", "0")
+        # Nor does it start the generation worker (~5 s to load torch and the model): it starts when a job comes.
+        patch.setenv("TUNELAB_WARM_WORKER", "0")
         yield
 
 

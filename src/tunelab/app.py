@@ -30,7 +30,9 @@ def create_app(settings: Settings, executor: Executor | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not services.db.closed:  # (an app whose lifespan already ended once serves nothing from its database)
             services.training.begin()  # re-attach to runs left running, then schedule queued ones
+            services.generations.begin()  # queue again unfinished jobs; start the worker
         yield
+        services.generations.stop()  # its unfinished jobs stay pending for the next start
         services.training.stop()  # runs go on under their supervisors; a later start follows them again
         services.db.close()
 

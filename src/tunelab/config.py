@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Folders (comma-separated) besides the data dir from which models and adapters may be registered.",
     )
     max_concurrent_runs: int = Field(default=1, ge=1, le=64, description="Training runs that may run at once.")
+    adapter_cache_mb: float = Field(
+        default=512.0, gt=0, le=1_000_000, description="Memory the generation worker may give to loaded adapters."
+    )
+    warm_worker: bool = Field(
+        default=True, description="Start the generation worker (and load the current model) when the server starts."
+    )
     bootstrap_model: bool = Field(
         default=True,
         description="On first start, create the tiny MusicGen under DATA_DIR/models and make it the current model.",
@@ -92,6 +98,6 @@ class Settings(BaseSettings):
         return self.db_path.with_name(self.db_path.name + ".server.json")
 
     def ensure_dirs(self) -> None:
-        for sub in ("", "exports", "adapters", "runs", "audio", "models", "artifacts"):
+        for sub in ("", "exports", "adapters", "runs", "audio", "models", "artifacts", "logs"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -331,7 +331,8 @@ def test_creates_link_to_what_their_id_opens(app: FastAPI) -> None:
     document = app.openapi()
     followed = set()
     for method, path, operation in operations(document):
-        for link in operation["responses"].get("201", {}).get("links", {}).values():
+        created = {**operation["responses"].get("201", {}), **operation["responses"].get("202", {})}
+        for link in created.get("links", {}).values():
             target_path, target_method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
             target_path = target_path.replace("~1", "/").replace("~0", "~")
             target = document["paths"][target_path][target_method]

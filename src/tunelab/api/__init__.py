@@ -6,7 +6,18 @@ from fastapi import FastAPI
 
 from tunelab.api import errors, openapi, security
 from tunelab.api.errors import ErrorPage
-from tunelab.api.routes import adapters, artifacts, datasets, experiments, health, logs, models, runs, training
+from tunelab.api.routes import (
+    adapters,
+    artifacts,
+    datasets,
+    experiments,
+    generations,
+    health,
+    logs,
+    models,
+    runs,
+    training,
+)
 from tunelab.config import Settings
 
 
@@ -16,5 +27,6 @@ def install(app: FastAPI, settings: Settings, error_page: ErrorPage | None = Non
     errors.install(app, error_page)
     security.install(app, settings)
     openapi.install(app)
-    for module in (health, experiments, runs, logs, training, artifacts, models, datasets, adapters):
+    for module in (health, experiments, runs, logs, training, artifacts, models, datasets, adapters,
+                   generations):  # fmt: skip
         app.include_router(module.router)

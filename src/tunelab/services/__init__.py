@@ -10,6 +10,7 @@ from tunelab.services.adapters import AdapterService
 from tunelab.services.artifacts import ArtifactService
 from tunelab.services.datasets import DatasetService
 from tunelab.services.experiments import ExperimentService
+from tunelab.services.generations import GenerationService
 from tunelab.services.models import ModelService
 from tunelab.services.runs import RunService
 from tunelab.services.training import TrainingService
@@ -26,6 +27,7 @@ class Services:
     datasets: DatasetService
     adapters: AdapterService
     training: TrainingService
+    generations: GenerationService
 
     @classmethod
     def build(cls, db: Database, settings: Settings | None = None, executor: Executor | None = None) -> Services:
@@ -39,5 +41,6 @@ class Services:
         adapters = AdapterService(db, settings, models)
         training = TrainingService(db, settings, executor or LocalExecutor(settings.data_dir / "runs"), runs,
                                    experiments, datasets, models, adapters)  # fmt: skip
+        generations = GenerationService(db, settings, models, adapters)
         return cls(db=db, experiments=experiments, runs=runs, artifacts=ArtifactService(db), models=models,
-                   datasets=datasets, adapters=adapters, training=training)  # fmt: skip
+                   datasets=datasets, adapters=adapters, training=training, generations=generations)  # fmt: skip

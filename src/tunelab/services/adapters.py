@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +90,7 @@ class AdapterService:
         self.models = models
         self._tensors: dict[str, tuple[Any, dict[str, list[int]]]] = {}  # model id -> (files' stamp, shapes)
         self._lock = threading.Lock()
+        self.activated: list[Callable[[str], None]] = []
 
     # --- registration -------------------------------------------------------------------------------------------
 
@@ -389,6 +390,8 @@ class AdapterService:
                                     "current_model_id": verdict.current_model_id,
                                     "compatible_adapters": suggestions})  # fmt: skip
         self._set_active(adapter_id, True)
+        for listener in self.activated:  # the generation worker pre-loads it
+            listener(adapter_id)
         return self.detail(adapter_id)
 
     def deactivate(self, adapter_id: str) -> AdapterDetail:

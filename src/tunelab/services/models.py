@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class ModelService:
     def __init__(self, db: Database, settings: Settings):
         self.db = db
         self.settings = settings
+        self.current_changed: list[Callable[[str], None]] = []
 
     def list(self) -> list[BaseModelInfo]:
         with self.db.read() as con:
@@ -127,7 +129,11 @@ class ModelService:
                     raise Unprocessable(f"Base model {data.current_model_id!r} is not registered",
                                         code="model_not_found", details={"model_id": data.current_model_id})  # fmt: skip
                 store.set_setting(con, CURRENT_MODEL, data.current_model_id)
-            return StudioSettings(current_model_id=store.setting(con, CURRENT_MODEL))
+            settings = StudioSettings(current_model_id=store.setting(con, CURRENT_MODEL))
+        if settings.current_model_id is not None:
+            for listener in self.current_changed:  # the generation worker reloads
+                listener(settings.current_model_id)
+        return settings
 
     def ensure_default(self) -> BaseModelInfo | None:
         """On a data dir without base models: create the tiny MusicGen under models/ and register it as current."""

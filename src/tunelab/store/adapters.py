@@ -121,3 +121,10 @@ def events_named(con: Connection, name: str) -> list[AdapterEvent]:
 
 def _adapter(row: dict[str, Any]) -> Adapter:
     return Adapter(**{**row, **{k: json.loads(row[k]) if row.get(k) else {} for k in _JSON}})
+
+
+def active_of_model(con: Connection, model_id: str) -> list[Adapter]:
+    """Active adapters trained on `model_id`, most recently changed first."""
+    rows = fetch_dicts(con, "SELECT * FROM adapters WHERE active AND deleted_at IS NULL AND base_model_id = ? "
+                            "ORDER BY updated_at DESC, id", [model_id])  # fmt: skip
+    return [_adapter(row) for row in rows]

@@ -332,6 +332,73 @@ def m010_adapter_registry(con: Connection) -> None:
     con.execute("CREATE INDEX idx_adapter_events_name ON adapter_events(name)")
 
 
+@migration
+def m011_generations_and_abtests(con: Connection) -> None:
+    # Generation jobs: the worker's clips, with what made them (model, adapter, seed) and how they were rated.
+    con.execute(
+        """
+        CREATE TABLE generations (
+            id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            duration_s DOUBLE NOT NULL,
+            seed BIGINT NOT NULL,
+            guidance_scale DOUBLE,
+            model_id TEXT NOT NULL,
+            adapter_id TEXT,
+            adapter_path TEXT,
+            abtest_id TEXT,
+            error TEXT,
+            audio_id TEXT,
+            rating INTEGER,
+            rated_at TIMESTAMP,
+            timings TEXT NOT NULL DEFAULT '{}',
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            completed_at TIMESTAMP
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_generations_adapter ON generations(adapter_id)")
+    con.execute("CREATE INDEX idx_generations_status ON generations(status)")
+    # Blind A/B tests: two adapters (or an adapter and the base model, adapter_b_id NULL) on the same prompts.
+    con.execute(
+        """
+        CREATE TABLE abtests (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            adapter_a_id TEXT,
+            adapter_b_id TEXT,
+            prompts TEXT NOT NULL,
+            samples_per_prompt INTEGER NOT NULL,
+            duration_s DOUBLE NOT NULL,
+            seed BIGINT NOT NULL,
+            dataset_id TEXT,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # One pair per prompt and sample: A's and B's clips of the same prompt and seed, shown in a random order.
+    con.execute(
+        """
+        CREATE TABLE abtest_pairs (
+            id TEXT PRIMARY KEY,
+            abtest_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            seed BIGINT NOT NULL,
+            generation_a_id TEXT NOT NULL,
+            generation_b_id TEXT NOT NULL,
+            a_first BOOLEAN NOT NULL,
+            vote TEXT,
+            voted_at TIMESTAMP
+        )
+        """
+    )
+    con.execute("CREATE INDEX idx_abtest_pairs_test ON abtest_pairs(abtest_id)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     with db.transaction() as con:
