@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from tunelab.api import errors, openapi, security
 from tunelab.api.errors import ErrorPage
 from tunelab.api.routes import (
+    abtests,
     adapters,
     artifacts,
     datasets,
@@ -28,5 +29,5 @@ def install(app: FastAPI, settings: Settings, error_page: ErrorPage | None = Non
     security.install(app, settings)
     openapi.install(app)
     for module in (health, experiments, runs, logs, training, artifacts, models, datasets, adapters,
-                   generations):  # fmt: skip
+                   generations, abtests):  # fmt: skip
         app.include_router(module.router)

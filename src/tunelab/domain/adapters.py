@@ -227,6 +227,14 @@ class AdapterComparison(BaseModel):
     metrics: dict[str, MetricComparison]
     config: dict[str, dict[str, Any]] = Field(description="Training config key (dotted) -> adapter id -> value.")
     differing: list[str] = Field(description="The config keys whose values differ between the adapters.")
+    feedback: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "What listeners said: `ratings` (adapter id -> count, average, ci, distribution), `rating_test` (Mann–Whitney "
+            "U between the first two adapters' ratings), `ab` (A/B results of every test between the first two, the "
+            "first as A), and `significant` (which of average_rating and ab_win_rate differ significantly)."
+        ),
+    )
 
 
 class DiffSide(BaseModel):

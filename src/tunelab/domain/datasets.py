@@ -13,7 +13,7 @@ MAX_AUDIO_BYTES = 50 * 1024 * 1024  # one uploaded file
 MAX_CLIP_SECONDS = 120.0  # training crops clips to --max-audio-seconds; a dataset keeps the whole clip
 AUDIO_FORMATS = {"WAV": ("wav", "audio/wav"), "FLAC": ("flac", "audio/flac"), "OGG": ("ogg", "audio/ogg")}
 PROMPT_MAX = 2000
-RESERVED_DATASET_IDS = ("demo",)  # /api/datasets/demo is a route of its own
+RESERVED_DATASET_IDS = ("demo", "from-ratings")  # /api/datasets/demo, … are routes of their own
 
 DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ValidUnicode]
 Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_MAX), ValidUnicode]

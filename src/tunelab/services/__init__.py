@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tunelab.config import Settings
 from tunelab.executors.base import Executor
+from tunelab.services.abtests import ABTestService
 from tunelab.services.adapters import AdapterService
 from tunelab.services.artifacts import ArtifactService
 from tunelab.services.datasets import DatasetService
@@ -28,6 +29,7 @@ class Services:
     adapters: AdapterService
     training: TrainingService
     generations: GenerationService
+    abtests: ABTestService
 
     @classmethod
     def build(cls, db: Database, settings: Settings | None = None, executor: Executor | None = None) -> Services:
@@ -43,4 +45,5 @@ class Services:
                                    experiments, datasets, models, adapters)  # fmt: skip
         generations = GenerationService(db, settings, models, adapters)
         return cls(db=db, experiments=experiments, runs=runs, artifacts=ArtifactService(db), models=models,
-                   datasets=datasets, adapters=adapters, training=training, generations=generations)  # fmt: skip
+                   datasets=datasets, adapters=adapters, training=training, generations=generations,
+                   abtests=ABTestService(db, generations, adapters))  # fmt: skip

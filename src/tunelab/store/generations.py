@@ -146,7 +146,22 @@ def votes_between(con: Connection, model_id: str) -> list[dict[str, Any]]:
     """Every voted pair of the model's tests with its test's two sides (adapter ids; NULL is the base model)."""
     return fetch_dicts(
         con,
-        "SELECT t.id AS abtest_id, t.adapter_a_id, t.adapter_b_id, p.vote FROM abtest_pairs p "
-        "JOIN abtests t ON t.id = p.abtest_id WHERE t.model_id = ? AND p.vote IS NOT NULL",
+        f"{_VOTES} WHERE t.model_id = ? AND p.vote IS NOT NULL",
         [model_id],
     )
+
+
+def votes_between_adapters(con: Connection, first_id: str, second_id: str) -> list[dict[str, Any]]:
+    """Every voted pair of the tests that pitted these two adapters against each other (either way round)."""
+    return fetch_dicts(
+        con,
+        f"{_VOTES} WHERE p.vote IS NOT NULL AND ((t.adapter_a_id = ? AND t.adapter_b_id = ?) "
+        "OR (t.adapter_a_id = ? AND t.adapter_b_id = ?))",
+        [first_id, second_id, second_id, first_id],
+    )
+
+
+_VOTES = (
+    "SELECT t.id AS abtest_id, t.adapter_a_id, t.adapter_b_id, p.vote, p.a_first FROM abtest_pairs p "
+    "JOIN abtests t ON t.id = p.abtest_id"
+)

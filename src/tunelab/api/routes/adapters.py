@@ -41,7 +41,8 @@ CREATED = links("adapter_id", {"get": ("GET", "/api/adapters/{adapter_id}"),
                                "delete": ("DELETE", "/api/adapters/{adapter_id}"),
                                "activate": ("POST", "/api/adapters/{adapter_id}/activate"),
                                "deactivate": ("POST", "/api/adapters/{adapter_id}/deactivate"),
-                               "export": ("GET", "/api/adapters/{adapter_id}/export")})  # fmt: skip
+                               "export": ("GET", "/api/adapters/{adapter_id}/export"),
+                               "performance": ("GET", "/api/adapters/{adapter_id}/performance")})  # fmt: skip
 
 
 @router.post("", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
@@ -98,7 +99,9 @@ async def compare_adapters(
 ) -> AdapterComparison:
     """Side by side: final loss, best eval loss, DPO reward accuracy and margin where present, with the better adapter
     per metric, and the training configs with the keys that differ. 422 `invalid_compare`, 404 `adapter_not_found`."""
-    return await blocking(services.adapters.compare, [part.strip() for part in ids.split(",") if part.strip()])
+    comparison = await blocking(services.adapters.compare, [part.strip() for part in ids.split(",") if part.strip()])
+    comparison.feedback = await blocking(services.abtests.feedback_between, [a.id for a in comparison.adapters])
+    return comparison
 
 
 @router.get("/diff", responses=errors(*COMMON, 404))

@@ -11,7 +11,14 @@ from tunelab.api.deps import ServicesDep
 from tunelab.api.openapi import COMMON, WRITES, errors, links
 from tunelab.api.routing import StrictJSONRoute, blocking
 from tunelab.domain.common import ID_REGEX, Page, PageNumber
-from tunelab.domain.generations import Generation, GenerationCreate, GenerationStatus, RatingCreate, WorkerStatus
+from tunelab.domain.generations import (
+    Generation,
+    GenerationCreate,
+    GenerationStatus,
+    Performance,
+    RatingCreate,
+    WorkerStatus,
+)
 
 router = APIRouter(prefix="/api", tags=["generations"], route_class=StrictJSONRoute)
 GenerationId = Annotated[str, Path(pattern=ID_REGEX, description="A generation id (gen-…).")]
@@ -65,3 +72,12 @@ async def rate_generation(generation_id: GenerationId, body: RatingCreate, servi
 async def worker_status(services: ServicesDep) -> WorkerStatus:
     """The generation worker: its state, model, device, queue, restarts and the adapters it holds loaded."""
     return await blocking(services.generations.worker_status)
+
+
+@router.get("/adapters/{adapter_id}/performance", responses=errors(*COMMON, 404))
+async def adapter_performance(
+    adapter_id: Annotated[str, Path(pattern=ID_REGEX, description="An adapter id (adp-…).")], services: ServicesDep
+) -> Performance:
+    """How an adapter is used and liked: its generations, the average rating with a 95% interval and the rating
+    distribution, beside the base model's ratings on the same prompts with a Mann–Whitney U test between them."""
+    return await blocking(services.generations.performance, adapter_id)
