@@ -48,6 +48,8 @@ REFUSED_BY_STATE = {
     # path_not_allowed / path_not_found / invalid_adapter / base_model_required: the folder and what is in it
     "POST /api/adapters": ["422"],
     "POST /api/adapters/import": ["422"],  # invalid_archive / name_required: what the uploaded zip holds
+    "POST /api/datasets/from-ratings": ["422"],  # no_rated_generations: what has been rated
+    "POST /api/abtests/{abtest_id}/dataset": ["422"],  # no_decisive_votes: what has been voted
 }
 # Every check schemathesis has, but use_after_free: nothing in TuneLab is hard-deleted, DELETE /api/experiments/{id}
 # archives (DESIGN.md), so the experiment is still there afterwards, by design.

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from tunelab.domain.common import JSONFloat, Model, ResourceId, UTCDateTime, ValidUnicode, not_nullable
+from tunelab.domain.runs import AdapterRef
 
 PROMPT_MAX = 1000
 MAX_SEED = 2**31 - 1
@@ -36,12 +37,6 @@ class GenerationCreate(Model):
 
 class RatingCreate(Model):
     rating: Rating = Field(description="1 (worst) to 5 (best); a new rating replaces the old.")
-
-
-class AdapterRef(BaseModel):
-    id: str
-    name: str
-    version: str
 
 
 class Generation(BaseModel):
