@@ -52,8 +52,15 @@ class AdapterCache:
             return True
         if self.used_bytes + size_bytes > self.budget_bytes:
             return False
-        self.use([(adapter_id, path)])
+        self._sizes[adapter_id] = self._load(adapter_id, path)
+        self.loads += 1
         self._sizes.move_to_end(adapter_id, last=False)  # preloaded, not used: first to go when room is needed
+        if self.used_bytes > self.budget_bytes and len(self._sizes) > 1:
+            # bigger loaded than `size_bytes` said (half-precision files load as float32): it goes, not the others
+            del self._sizes[adapter_id]
+            self._unload(adapter_id)
+            self.evictions += 1
+            return False
         return True
 
     def _evict(self, keep: set[str]) -> None:

@@ -42,22 +42,29 @@ class BatchResult:
 
 
 class Engine:
-    def __init__(self, model_path: str, cache_bytes: int, device: Any = None) -> None:
+    def __init__(self, model: Any, processor: Any, cache_bytes: int, device: Any = None) -> None:
+        """A loaded MusicgenForConditionalGeneration and its processor, moved to `device` (default: the best)."""
         import torch
 
-        started = time.perf_counter()
+        torch.set_grad_enabled(False)
         self.device = device or pick_device()
-        loaded: BaseModel = load_base_model(model_path)
-        self.model: Any = loaded.model.to(self.device).eval()
-        self.processor: Any = loaded.processor
-        self.model_path = model_path
+        self.model: Any = model.to(self.device).eval()
+        self.processor: Any = processor
         self.sample_rate = int(self.model.config.audio_encoder.sampling_rate)
         self.frame_rate = int(self.model.config.audio_encoder.frame_rate)
         self.num_codebooks = int(self.model.decoder.num_codebooks)
         self.peft: Any = None  # the PeftModel, once the first adapter is loaded
         self.cache = AdapterCache(cache_bytes, self._load_adapter, self._unload_adapter)
-        self.load_s = time.perf_counter() - started
-        torch.set_grad_enabled(False)
+        self.load_s = 0.0
+
+    @classmethod
+    def load(cls, model_path: str, cache_bytes: int, device: Any = None) -> Engine:
+        """The base model at `model_path` (safetensors only, checked as training checks it)."""
+        started = time.perf_counter()
+        loaded: BaseModel = load_base_model(model_path)
+        engine = cls(loaded.model, loaded.processor, cache_bytes, device)
+        engine.load_s = time.perf_counter() - started
+        return engine
 
     def frames(self, duration_s: float) -> int:
         return max(1, round(duration_s * self.frame_rate))

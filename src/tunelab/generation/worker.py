@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
 
     try:
-        engine = Engine(args.model, int(args.cache_mb * 1024 * 1024))
+        engine = Engine.load(args.model, int(args.cache_mb * 1024 * 1024))
     except Exception as error:  # the model cannot be used: say why, and let the server fail the jobs
         emit({"event": "fatal", "error": f"cannot load base model {args.model}: {error}"})
         return 3
