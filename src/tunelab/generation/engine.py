@@ -72,11 +72,13 @@ class Engine:
     def _load_adapter(self, adapter_id: str, path: str) -> int:
         from peft import PeftModel
 
+        # low_cpu_mem_usage: the adapter's layers are made empty and filled from the file, not initialised first
         if self.peft is None:
-            self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=adapter_id, is_trainable=False)
+            self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=adapter_id, is_trainable=False,
+                                                  low_cpu_mem_usage=True)  # fmt: skip
             self.peft.eval()
         else:
-            self.peft.load_adapter(path, adapter_name=adapter_id, is_trainable=False)
+            self.peft.load_adapter(path, adapter_name=adapter_id, is_trainable=False, low_cpu_mem_usage=True)
         return sum(p.numel() * p.element_size() for n, p in self.peft.named_parameters() if f".{adapter_id}." in n)
 
     def _unload_adapter(self, adapter_id: str) -> None:
