@@ -7,14 +7,27 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from tunelab.domain.common import JSONFloat, Model, ResourceId, UTCDateTime, ValidUnicode, not_nullable
+from tunelab.domain.common import (
+    JSONFloat,
+    JSONInteger,
+    Model,
+    ResourceId,
+    UTCDateTime,
+    ValidUnicode,
+    not_nullable,
+    trimmed_text,
+)
 from tunelab.domain.runs import AdapterRef
 
 PROMPT_MAX = 1000
 MAX_SEED = 2**31 - 1
 MAX_GUIDANCE = 20.0
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_MAX), ValidUnicode]
-Rating = Annotated[int, Field(ge=1, le=5)]
+Prompt = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_MAX), ValidUnicode,
+    trimmed_text(PROMPT_MAX),
+]  # fmt: skip
+Rating = Annotated[int, Field(ge=1, le=5), JSONInteger]  # JSON integers only: not "5", not true
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), JSONInteger]
 
 
 class GenerationStatus(StrEnum):
@@ -28,9 +41,9 @@ class GenerationCreate(Model):
     prompt: Prompt = Field(description="What the clip should sound like.")
     duration_s: JSONFloat = Field(gt=0, le=600, description="Seconds of audio; at most the current model's limit.")
     adapter_id: ResourceId | None = Field(default=None, description="An active adapter; none for the base model.")
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, json_schema_extra=not_nullable,
-                             description="The same seed, prompt, length and adapter give the same clip; "
-                             "a random one is drawn (and kept) when none is given.")  # fmt: skip
+    seed: Seed | None = Field(default=None, json_schema_extra=not_nullable,
+                              description="The same seed, prompt, length and adapter give the same clip; "
+                              "a random one is drawn (and kept) when none is given.")  # fmt: skip
     guidance_scale: JSONFloat | None = Field(default=None, ge=1, le=MAX_GUIDANCE, json_schema_extra=not_nullable,
                                              description="Classifier-free guidance (MusicGen uses 3); 1 is off.")  # fmt: skip
 

@@ -127,10 +127,13 @@ class Worker:
     def _loadable(self, group: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
         """The jobs whose adapter loads; the others fail alone, with the reason."""
         kept = []
+        cache = self.engine.cache
         for request, job in group:
-            if request.adapter_id and request.adapter_id not in self.engine.cache:
+            if request.adapter_id and request.adapter_id not in cache:
+                # with the group's adapters loaded so far, so that making room for this one does not evict them
+                batch = {r.adapter_id: r.adapter_path for r, _ in group if r.adapter_id in cache}
                 try:
-                    self.engine.cache.use([(request.adapter_id, request.adapter_path)])
+                    cache.use([*batch.items(), (request.adapter_id, request.adapter_path)])
                 except Exception as error:
                     self.emit({"event": "failed", "id": request.id, "error": f"cannot load adapter: {error}"})
                     continue

@@ -97,8 +97,9 @@ class GenerationService:
                            adapter.id if adapter else None, adapter.storage_path if adapter else None, abtest_id)  # fmt: skip
         with self.db.transaction() as con:
             store.insert(con, row)
+        queued = self.get(row["id"])  # read before the worker has it: the answer is the job as queued (pending)
         self.enqueue([row["id"]])
-        return self.get(row["id"])
+        return queued
 
     def current_model(self) -> BaseModelInfo:
         current = self.models.current()
@@ -176,12 +177,14 @@ class GenerationService:
         from tunelab import stats
 
         with self.db.read() as con:
-            if adapter_store.get(con, adapter_id) is None:
+            adapter = adapter_store.get(con, adapter_id)
+            if adapter is None:
                 raise adapter_not_found(adapter_id)
             total, completed = store.counts(con, adapter_id)
             own = store.ratings(con, adapter_id)
             prompts = sorted({prompt for prompt, _ in own})
-            base = store.ratings(con, None, prompts) if prompts else []
+            # the adapter's own base model: another model's clips of the same prompts say nothing of what it adds
+            base = store.ratings(con, None, prompts, adapter.base_model_id) if prompts else []
         own_ratings, base_ratings = [r for _, r in own], [r for _, r in base]
         return Performance(
             adapter_id=adapter_id, total_generations=total, completed_generations=completed,
@@ -269,11 +272,13 @@ class GenerationService:
         with self._lock:
             if self._closed:
                 return
+            reloading = False
             if self._reload and not self._held and self._worker is not None:
                 worker, self._worker, self._reload, self._state = self._worker, None, False, "stopped"
                 threading.Thread(target=worker.stop, daemon=True).start()
+                reloading = True
             if self._worker is None:
-                if self._queue:
+                if self._queue or reloading:  # a worker that was up comes back up on the new model
                     self.start_worker()
                 return
             if self._state != "ready" or self._reload:

@@ -57,11 +57,16 @@ def unfinished(con: Connection) -> list[dict[str, Any]]:
     return [_row(row) for row in rows]
 
 
-def ratings(con: Connection, adapter_id: str | None, prompts: list[str] | None = None) -> list[tuple[str, int]]:
-    """(prompt, rating) of rated jobs of an adapter (None: of the base model), optionally only of some prompts."""
+def ratings(con: Connection, adapter_id: str | None, prompts: list[str] | None = None,
+            model_id: str | None = None) -> list[tuple[str, int]]:  # fmt: skip
+    """(prompt, rating) of rated jobs of an adapter (None: of the base model), optionally only of some prompts and
+    of one base model."""
     sql = "SELECT prompt, rating FROM generations WHERE rating IS NOT NULL AND "
     sql += "adapter_id = ?" if adapter_id is not None else "adapter_id IS NULL"
     params: list[Any] = [adapter_id] if adapter_id is not None else []
+    if model_id is not None:
+        sql += " AND model_id = ?"
+        params.append(model_id)
     if prompts is not None:
         sql += " AND list_contains(?, prompt)"
         params.append(prompts)
