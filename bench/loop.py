@@ -72,6 +72,8 @@ def run(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         if run["status"] != "completed":
             raise SystemExit(f"the DPO run ended {run['status']}: {run.get('error')}")
         adapter = run["adapter"]
+        export = run["inputs"]["dataset_export"][0]
+        lineage = api.get(f"/api/artifacts/{export}/lineage")
         trained = api.post(f"/api/adapters/{adapter['id']}/activate", {})
         second = api.abtest(adapter["id"], None, args.eval_pairs, args.duration, args.seed + 100_000)
         votes = vote_all(api, second)
@@ -88,6 +90,7 @@ def run(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         "verdict": results["verdict"], "centroid_shift_hz": round(shift, 1),
         "adapter_centroid_hz": round(statistics.mean(v["a_centroid"] for v in votes), 1),
         "base_centroid_hz": round(statistics.mean(v["b_centroid"] for v in votes), 1),
+        "preference_abtest_id": first["id"], "lineage": {"dataset": lineage.get("dataset")},
         "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
 

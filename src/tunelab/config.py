@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     adapter_cache_mb: float = Field(
         default=512.0, gt=0, le=1_000_000, description="Memory the generation worker may give to loaded adapters."
     )
+    worker_threads: int = Field(
+        default=0, ge=0, le=1024, description="CPU threads of the generation worker (0: half the cores, at least 1)."
+    )
     warm_worker: bool = Field(
         default=True, description="Start the generation worker (and load the current model) when the server starts."
     )

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 class WorkerProcess:
     def __init__(self, model_path: str, cache_mb: float, log_path: Path, on_event: Callable[[dict[str, Any]], None],
-                 on_exit: Callable[[WorkerProcess, int | None], None]) -> None:  # fmt: skip
+                 on_exit: Callable[[WorkerProcess, int | None], None], threads: int = 0) -> None:  # fmt: skip
         self.model_path = model_path
         self.cache_mb = cache_mb
+        self.threads = threads
         self.log_path = log_path
         self._on_event = on_event
         self._on_exit = on_exit
@@ -38,7 +39,7 @@ class WorkerProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "tunelab.generation.worker", "--model", self.model_path,
-                   "--cache-mb", str(self.cache_mb)]  # fmt: skip
+                   "--cache-mb", str(self.cache_mb), "--threads", str(self.threads)]  # fmt: skip
         with self.log_path.open("ab") as stderr:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
         threading.Thread(target=self._read, name=f"generation-worker-{self._process.pid}", daemon=True).start()

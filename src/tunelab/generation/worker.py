@@ -36,15 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tunelab.generation.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="the base model folder (or hub id) to load")
     parser.add_argument("--cache-mb", type=float, default=512.0, help="memory budget of the adapter cache")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (0: half the cores, at least 1, so the server keeps some)")  # fmt: skip
     parser.add_argument("--batch-window-ms", type=float, default=BATCH_WINDOW_S * 1000)
     args = parser.parse_args(argv)
     events = _protocol_stream()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     emit = _emitter(events)
+    import torch
     from transformers.utils import logging as hf_logging
 
     from tunelab.generation.engine import Engine
 
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) // 2))
     hf_logging.set_verbosity_error()  # the tiny model's pad id warnings, on every load
     hf_logging.disable_progress_bar()
 

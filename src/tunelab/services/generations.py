@@ -247,7 +247,7 @@ class GenerationService:
                 return
             self._model, self._state, self._error, self._device, self._cache = model, "starting", None, None, {}
             self._worker = WorkerProcess(model.path, self.settings.adapter_cache_mb, self.log_path, self._on_event,
-                                         self._on_exit)  # fmt: skip
+                                         self._on_exit, self.settings.worker_threads)  # fmt: skip
             log.info("starting the generation worker on %s", model.id)
             self._worker.start()
 
