@@ -25,11 +25,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def test_home_redirects_to_experiments(client: TestClient) -> None:
+def test_home_redirects_to_the_studio(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
 
     assert response.status_code in (302, 303, 307)
-    assert response.headers["location"] == "/experiments"
+    assert response.headers["location"] == "/studio"
 
 
 def test_experiments_page_is_html_with_navigation(client: TestClient) -> None:
@@ -86,6 +86,8 @@ def test_own_static_files_are_served(client: TestClient) -> None:
         "/static/favicon.svg",
         "/static/pages/experiments.js",
         "/static/pages/experiment.js",
+        "/static/pages/studio.js",
+        "/static/player.js",
     ):
         assert client.get(path).status_code == 200, path
 
@@ -95,6 +97,7 @@ def test_vendor_libraries_are_served_but_not_the_rest_of_node_modules(client: Te
     assert client.get("/static/vendor/alpinejs/cdn.min.js").status_code == 200
     assert client.get("/static/vendor/htmx.org/htmx.min.js").status_code == 200
     assert client.get("/static/vendor/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/vendor/wavesurfer.js/wavesurfer.min.js").status_code == 200
     assert client.get("/static/vendor/alpinejs/package.json").status_code == 404
     assert client.get("/static/vendor/@scarf/scarf/package.json").status_code == 404
 

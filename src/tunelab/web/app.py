@@ -26,6 +26,7 @@ VENDOR_DIRS = {
     "@xterm/xterm": ".",
     "@xterm/addon-fit": "lib",
     "uplot": "dist",
+    "wavesurfer.js": "dist",
 }
 SWAGGER = "/static/vendor/swagger-ui-dist"
 

@@ -23,8 +23,39 @@ ServicesDep = Annotated[Services, Depends(_services)]
 
 @router.get("/")
 def home() -> RedirectResponse:
-    """The experiments list is the home page."""
-    return RedirectResponse("/experiments", status_code=307)
+    """The studio is the home page: where a session starts, with a prompt."""
+    return RedirectResponse("/studio", status_code=307)
+
+
+@router.get("/studio", response_class=HTMLResponse)
+def studio_page(request: Request) -> HTMLResponse:
+    """The prompt editor with the adapter picker, the clips being made and made (play, download, rate)."""
+    return templates.TemplateResponse(request, "studio.html", {"active_nav": "studio"})
+
+
+@router.get("/abtests", response_class=HTMLResponse)
+def abtests_page(request: Request) -> HTMLResponse:
+    """Blind A/B tests with their progress and verdicts, and the leaderboard of the current model."""
+    return templates.TemplateResponse(request, "abtests.html", {"active_nav": "abtests"})
+
+
+@router.get("/abtests/new", response_class=HTMLResponse)
+def abtest_new_page(request: Request) -> HTMLResponse:
+    """Set up an A/B test; ?a=<adapter id>&b=<adapter id> picks the two sides."""
+    return templates.TemplateResponse(request, "abtest_new.html", {"active_nav": "abtests"})
+
+
+@router.get("/abtests/{abtest_id}", response_class=HTMLResponse)
+def abtest_page(request: Request, abtest_id: str, services: ServicesDep) -> HTMLResponse:
+    """One test: its clips being made, the blind vote pair by pair, the results; 404 page for an unknown id."""
+    services.abtests.get(abtest_id)
+    return templates.TemplateResponse(request, "abtest.html", {"active_nav": "abtests", "abtest_id": abtest_id})
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request) -> HTMLResponse:
+    """The current base model and its limits, the other models, the generation worker."""
+    return templates.TemplateResponse(request, "settings.html", {"active_nav": "settings"})
 
 
 @router.get("/experiments", response_class=HTMLResponse)

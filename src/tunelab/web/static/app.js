@@ -184,6 +184,18 @@ const TuneLab = {
 };
 window.TuneLab = TuneLab;
 
+/** On a phone the top bar scrolls sideways: bring the current section's link into view. */
+function showCurrentSection() {
+  const current = document.querySelector(".topbar nav [aria-current=page]");
+  const bar = current && current.closest("nav");
+  if (bar && bar.scrollWidth > bar.clientWidth) {
+    const offset = current.getBoundingClientRect().left - bar.getBoundingClientRect().left;
+    bar.scrollLeft += offset - (bar.clientWidth - current.offsetWidth) / 2;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", showCurrentSection);
+
 document.addEventListener("alpine:init", () => {
   Alpine.store("toasts", toastStore());
   const region = document.querySelector("[data-testid=toasts]");

@@ -34,6 +34,8 @@ document.addEventListener("alpine:init", () => {
       savingName: false,
       deleting: false,
       tip: null,
+      perf: null,
+      perfError: "",
       versions: null,
       versionsError: "",
       diffIds: [],
@@ -46,6 +48,7 @@ document.addEventListener("alpine:init", () => {
         const hashed = window.location.hash.slice(1);
         if (TABS.includes(hashed)) this.tab = hashed;
         await this.load();
+        if (this.adapter) this.loadPerformance();
         if (this.adapter && this.tab === "versions") this.showVersions();
       },
 
@@ -163,6 +166,33 @@ document.addEventListener("alpine:init", () => {
       },
 
       // Overview
+
+      /** Generations and ratings, beside the base model's ratings on the same prompts. */
+      async loadPerformance() {
+        try {
+          this.perf = await api("GET", `/api/adapters/${encodeURIComponent(this.id)}/performance`);
+        } catch (err) {
+          this.perfError = `Could not load the ratings: ${describeError(err)}`;
+        }
+      },
+
+      ratingText(summary, fallback = null) {
+        if (!summary) return fallback == null ? "No ratings yet" : `${format.number(fallback)} / 5`;
+        if (!summary.count) return "No ratings yet";
+        const count = `${summary.count} rating${summary.count === 1 ? "" : "s"}`;
+        const interval = summary.ci ? `95% CI ${format.number(summary.ci[0])}–${format.number(summary.ci[1])}, ` : "";
+        return `${format.number(summary.average)} / 5 (${interval}${count})`;
+      },
+
+      differenceText(difference) {
+        if (!difference || difference.p_value == null) return "";
+        const verdict = difference.significant ? "a significant difference" : "no significant difference";
+        return `· Mann–Whitney p = ${format.number(difference.p_value)}: ${verdict}`;
+      },
+
+      share(part, whole) {
+        return whole > 0 ? Math.round((100 * part) / whole) : 0;
+      },
 
       get metricEntries() {
         return Object.entries(this.adapter.metrics || {});

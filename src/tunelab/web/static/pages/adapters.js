@@ -228,6 +228,12 @@ document.addEventListener("alpine:init", () => {
       return `/adapters/compare?ids=${this.selected.map(encodeURIComponent).join(",")}`;
     },
 
+    /** The A/B test form with the two ticked adapters as side A and side B, in the order they were ticked. */
+    quickAbUrl() {
+      const [a, b] = this.selected;
+      return `/abtests/new?a=${encodeURIComponent(a || "")}&b=${encodeURIComponent(b || "")}`;
+    },
+
     // Rename
 
     get renameProblem() {
