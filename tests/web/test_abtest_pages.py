@@ -82,11 +82,11 @@ def test_quick_ab_test_from_two_ticked_adapters_preselects_both_sides(page: Page
 
 def test_the_form_checks_its_fields_and_shows_the_apis_refusal(page: Page, studio: GenStudio) -> None:
     old = studio.adapter("refused-ab", "1.0")
-    studio.adapter("refused-ab", "2.0")  # activating 2.0 turns 1.0 off: one version of a name is active at a time
-    page.goto(f"{studio.url}/abtests/new?a={old['id']}")
-    expect(page.get_by_test_id("side-a")).to_have_value(old["id"])
-    expect(page.get_by_test_id("side-b")).to_have_value("")  # the base model
-    expect(page.get_by_test_id("side-warnings")).to_contain_text("Side A: refused-ab 1.0 is inactive")
+    new = studio.adapter("refused-ab", "2.0")  # activating 2.0 turns 1.0 off: one version of a name is active at a time
+    page.goto(f"{studio.url}/abtests/new?a={old['id']}&b={new['id']}")
+    expect(page.get_by_test_id("side-a")).to_have_value(old["id"])  # an inactive version can be tested
+    expect(page.get_by_test_id("side-b")).to_have_value(new["id"])
+    expect(page.get_by_test_id("side-warnings")).to_be_hidden()
     error = page.get_by_test_id("abtest-error")
 
     page.get_by_test_id("abtest-create").click()
@@ -101,8 +101,9 @@ def test_the_form_checks_its_fields_and_shows_the_apis_refusal(page: Page, studi
     page.get_by_test_id("abtest-create").click()
     expect(error).to_have_text("11 s is longer than Tiny MusicGen can make (10.24 s at most).")
     page.get_by_test_id("ab-duration").fill(str(CLIP_S))
+    studio.call("DELETE", f"/api/adapters/{old['id']}")  # deleted while the page was open: the API refuses it
     page.get_by_test_id("abtest-create").click()
-    expect(error).to_have_text("Adapter refused-ab 1.0 is not active; activate it first")
+    expect(error).to_have_text("Adapter refused-ab 1.0 has been deleted")
     expect(page).to_have_url(re.compile(r"/abtests/new"))
 
 

@@ -15,6 +15,7 @@ from tunelab.domain.generations import MAX_SEED, AdapterRef, Prompt, Rating
 MAX_PROMPTS = 50
 MAX_SAMPLES = 20
 MAX_PAIRS = 200
+MIN_LEADERBOARD_GAMES = 5
 DEFAULT_DURATION_S = 5.0
 TestName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ValidUnicode]
 
@@ -88,6 +89,8 @@ class ABTestSummary(BaseModel):
     pairs_total: int
     pairs_ready: int
     votes: int
+    verdict: str = Field(description="a_better, b_better or undecided (the results' live verdict).")
+    win_rate_a: float | None
     dataset_id: str | None
     created_at: UTCDateTime
 
@@ -110,7 +113,10 @@ class LeaderboardEntry(BaseModel):
     id: str = Field(description="An adapter id, or 'base' for the base model.")
     adapter: AdapterRef | None
     score: float = Field(description="Elo-like Bradley–Terry score (mean 1000; +100 ≈ 64% expected wins).")
-    ci: list[float] | None
+    ci: list[float] | None = Field(
+        description=f"95% bootstrap interval; null below {MIN_LEADERBOARD_GAMES} games, "
+        "where resampling a handful of votes would look falsely certain."
+    )
     wins: float
     losses: float
     ties: float

@@ -24,6 +24,7 @@ from tunelab import stats
 from tunelab.domain.abtests import (
     DEFAULT_DURATION_S,
     MAX_PAIRS,
+    MIN_LEADERBOARD_GAMES,
     ABDatasetCreate,
     ABResults,
     ABTest,
@@ -67,8 +68,9 @@ class ABTestService:
         model = self.generations.current_model()
         duration = data.duration_s if data.duration_s is not None else min(DEFAULT_DURATION_S, model.max_duration_s)
         self.generations.check_duration(duration, model)
-        a = self.adapters.usable(data.adapter_a_id) if data.adapter_a_id else None
-        b = self.adapters.usable(data.adapter_b_id) if data.adapter_b_id else None
+        # Inactive versions may be tested: comparing the versions of a name, of which one is active, is the point.
+        a = self.adapters.usable(data.adapter_a_id, require_active=False) if data.adapter_a_id else None
+        b = self.adapters.usable(data.adapter_b_id, require_active=False) if data.adapter_b_id else None
         count = len(data.prompts) * data.samples_per_prompt
         if count > MAX_PAIRS:
             raise Unprocessable(f"{count} pairs asked; a test has at most {MAX_PAIRS} (prompts × samples)",
@@ -129,17 +131,19 @@ class ABTestService:
             ready = sum(1 for p in shown if p.status == "ready")
             failed = sum(1 for p in shown if p.status == "failed")
             votes = sum(1 for p in own if p["vote"] is not None)
+            results = results_of(own)
             status = ("generating" if ready + failed < len(own) else "failed" if failed == len(own)
                       else "completed" if votes >= ready else "voting")  # fmt: skip
             summary = {"id": test["id"], "name": test["name"], "status": status, "model_id": test["model_id"],
                        "adapter_a": _ref(adapters.get(test["adapter_a_id"] or "")),
                        "adapter_b": _ref(adapters.get(test["adapter_b_id"] or "")), "pairs_total": len(own),
-                       "pairs_ready": ready, "votes": votes, "dataset_id": test["dataset_id"],
+                       "pairs_ready": ready, "votes": votes, "verdict": results.verdict,
+                       "win_rate_a": results.win_rate_a, "dataset_id": test["dataset_id"],
                        "created_at": test["created_at"]}  # fmt: skip
             if full:
                 views.append(ABTest(**summary, prompts=test["prompts"], samples_per_prompt=test["samples_per_prompt"],
                                     duration_s=test["duration_s"], seed=test["seed"], pairs=shown,
-                                    results=results_of(own)))  # fmt: skip
+                                    results=results))  # fmt: skip
             else:
                 views.append(ABTestSummary(**summary))
         return views
@@ -192,7 +196,8 @@ class ABTestService:
             ids = sorted({x for c in comparisons for x in c[:2] if x != BASE})
             adapters = adapter_store.many(con, ids) if ids else {}
         ranked = stats.bradley_terry(comparisons, bootstrap=bootstrap, seed=0)
-        entries = [LeaderboardEntry(**entry, adapter=_ref(adapters.get(entry["id"]))) for entry in ranked]
+        entries = [LeaderboardEntry(**{**entry, "ci": entry["ci"] if entry["games"] >= MIN_LEADERBOARD_GAMES else None},
+                                    adapter=_ref(adapters.get(entry["id"]))) for entry in ranked]  # fmt: skip
         return Leaderboard(model_id=model.id, votes=len(comparisons), entries=entries)
 
     def feedback_between(self, adapter_ids: list[str]) -> dict[str, Any]:

@@ -435,7 +435,7 @@ class AdapterService:
                            details={"name": name})  # fmt: skip
         return self.activate(target.id)
 
-    def usable(self, adapter_id: str) -> Adapter:
+    def usable(self, adapter_id: str, require_active: bool = True) -> Adapter:
         """The adapter a generation request names, checked as the generation worker loads it: 404 when it never
         existed; 400 `adapter_deleted`, `adapter_inactive`, or `adapter_incompatible` (with compatible suggestions)
         when its files do not fit the current model (checked again here: files and the current model change)."""
@@ -447,7 +447,7 @@ class AdapterService:
         if adapter.deleted_at is not None:
             raise BadRequest(f"Adapter {adapter.name} {adapter.version} has been deleted", code="adapter_deleted",
                              details=facts)  # fmt: skip
-        if not adapter.active:
+        if require_active and not adapter.active:
             raise BadRequest(f"Adapter {adapter.name} {adapter.version} is not active; activate it first",
                              code="adapter_inactive", details=facts)  # fmt: skip
         current = self.models.current()

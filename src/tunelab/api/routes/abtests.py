@@ -38,8 +38,9 @@ CREATED["links"]["play"] = {
 @router.post("/abtests", status_code=201, responses={**errors(*WRITES, 409), 201: CREATED})
 async def create_abtest(body: ABTestCreate, services: ServicesDep) -> ABTest:
     """A blind test of side A against side B (an adapter, or null for the base model) on the prompts: one pair per
-    prompt and sample, both sides from the same seed in one batch of the worker. Adapters must be usable (400
-    `adapter_deleted`, `adapter_inactive`, `adapter_incompatible`); 422 `duration_too_long`, `too_many_pairs`."""
+    prompt and sample, both sides from the same seed in one batch of the worker. Adapters may be inactive (to compare
+    the versions of a name) but not deleted or unfit for the current model (400 `adapter_deleted`,
+    `adapter_incompatible`); 422 `duration_too_long`, `too_many_pairs`."""
     return await blocking(services.abtests.create, body)
 
 

@@ -1,4 +1,4 @@
-// Setting up an A/B test: two sides (active adapters of the current model, or the base model), prompts one per line,
+// Setting up an A/B test: two sides (adapters of the current model, active or not, or the base model), prompts one per line,
 // samples per prompt, duration and seed. ?a=<id>&b=<id> picks the sides (the adapters page's "Quick A/B test").
 "use strict";
 
@@ -16,7 +16,7 @@ document.addEventListener("alpine:init", () => {
     model: null,
     loaded: false,
     loadError: "",
-    usable: [], // active adapters of the current model
+    usable: [], // adapters of the current model, active or not (comparing two versions of a name is the point)
     asked: [], // adapters named in the address that are not usable: shown, with the reason
     form: { a: "", b: "", prompts: "", samples: "1", duration: "", seed: "", name: "" },
     problemField: "",
@@ -29,7 +29,7 @@ document.addEventListener("alpine:init", () => {
       try {
         const [models, adapters] = await Promise.all([
           api("GET", "/api/models"),
-          api("GET", "/api/adapters?active=true&page_size=500"),
+          api("GET", "/api/adapters?page_size=500"),
         ]);
         this.model = models.items.find((m) => m.current) || null;
         this.usable = adapters.items.filter((a) => a.compatible);
@@ -63,7 +63,7 @@ document.addEventListener("alpine:init", () => {
       if (!adapter.compatible) {
         return `requires ${adapter.base_model ? adapter.base_model.display_name : adapter.base_model_id}`;
       }
-      return adapter.active ? "" : "inactive";
+      return "";
     },
 
     adapterOf(id) {
@@ -75,10 +75,7 @@ document.addEventListener("alpine:init", () => {
       for (const [side, id] of [["A", this.form.a], ["B", this.form.b]]) {
         const adapter = this.adapterOf(id);
         const problem = adapter ? this.problemOf(adapter) : "";
-        if (problem === "inactive") {
-          warnings.push(`Side ${side}: ${sideName(adapter)} is inactive. Only active adapters can be tested; activate it `
-            + "on the Adapters page (one version of a name is active at a time).");
-        } else if (problem) {
+        if (problem) {
           warnings.push(`Side ${side}: ${sideName(adapter)} ${problem}; change the model in Settings to test it.`);
         }
       }
