@@ -28,9 +28,10 @@ class Choice(StrEnum):
 
 class ABTestCreate(Model):
     name: TestName | None = Field(default=None, json_schema_extra=not_nullable)
-    adapter_a_id: ResourceId | None = Field(description="Side A: an active adapter, or null for the base model.")
-    adapter_b_id: ResourceId | None = Field(default=None, description="Side B: an active adapter; null (the "
-                                            "default) for the base model.")  # fmt: skip
+    adapter_a_id: ResourceId | None = Field(description="Side A: an adapter of the current model (inactive "
+                                            "versions too), or null for the base model.")  # fmt: skip
+    adapter_b_id: ResourceId | None = Field(default=None, description="Side B: an adapter of the current model "
+                                            "(inactive versions too); null (the default) for the base model.")  # fmt: skip
     prompts: list[Prompt] = Field(min_length=1, max_length=MAX_PROMPTS)
     samples_per_prompt: int = Field(default=1, ge=1, le=MAX_SAMPLES)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, json_schema_extra=not_nullable)

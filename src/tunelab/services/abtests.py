@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,18 @@ class ABTestService:
         """The clip played `first` or `second` of a pair (the generation behind it stays unnamed)."""
         with self.db.read() as con:
             pair = self._pair(con, abtest_id, pair_id)
-        a_side = (which == "first") == bool(pair["a_first"])
-        return self.generations.audio(pair["generation_a_id"] if a_side else pair["generation_b_id"])
+            a_side = (which == "first") == bool(pair["a_first"])
+            generation_id = pair["generation_a_id"] if a_side else pair["generation_b_id"]
+            generation = store.get(con, generation_id)
+        path = self.generations.audio_root / f"{generation_id}.wav"
+        status = generation["status"] if generation else "missing"
+        if status != GenerationStatus.COMPLETED.value or not path.is_file():
+            # Not GenerationService.audio's error: its details name the generation, which names the side.
+            raise Conflict(f"The {which} clip of pair {pair_id} is not made yet (it is {status})",
+                           code="generation_not_completed",
+                           details={"abtest_id": abtest_id, "pair_id": pair_id, "side": which,
+                                    "status": status})  # fmt: skip
+        return path
 
     def _pair(self, con: Connection, abtest_id: str, pair_id: str) -> dict[str, Any]:
         if store.get_test(con, abtest_id) is None:
@@ -295,8 +306,10 @@ class ABTestService:
             row: dict[str, Any] = {"id": new_id("ds"), "name": chosen, "type": kind.value, "description": description,
                    "created_at": now, "updated_at": now}  # fmt: skip
             insert_row(con, "datasets", row)
+            # a microsecond apart, so the items (and the export) keep the order of the pairs or generations
             insert_rows(con, "dataset_items", [{"id": f"item-{uuid.uuid4().hex[:16]}", "dataset_id": row["id"],
-                                                **item, "created_at": now} for item in items])  # fmt: skip
+                                                **item, "created_at": now + timedelta(microseconds=number)}
+                                               for number, item in enumerate(items)])  # fmt: skip
         total = round(sum(item["duration_s"] for item in items), 6)
         return Dataset(**row, item_count=len(items), total_duration_s=total)
 

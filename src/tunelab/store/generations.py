@@ -151,7 +151,7 @@ def votes_between(con: Connection, model_id: str) -> list[dict[str, Any]]:
     """Every voted pair of the model's tests with its test's two sides (adapter ids; NULL is the base model)."""
     return fetch_dicts(
         con,
-        f"{_VOTES} WHERE t.model_id = ? AND p.vote IS NOT NULL",
+        f"{_VOTES} WHERE t.model_id = ? AND p.vote IS NOT NULL {_VOTE_ORDER}",
         [model_id],
     )
 
@@ -161,7 +161,7 @@ def votes_between_adapters(con: Connection, first_id: str, second_id: str) -> li
     return fetch_dicts(
         con,
         f"{_VOTES} WHERE p.vote IS NOT NULL AND ((t.adapter_a_id = ? AND t.adapter_b_id = ?) "
-        "OR (t.adapter_a_id = ? AND t.adapter_b_id = ?))",
+        f"OR (t.adapter_a_id = ? AND t.adapter_b_id = ?)) {_VOTE_ORDER}",
         [first_id, second_id, second_id, first_id],
     )
 
@@ -170,3 +170,6 @@ _VOTES = (
     "SELECT t.id AS abtest_id, t.adapter_a_id, t.adapter_b_id, p.vote, p.a_first FROM abtest_pairs p "
     "JOIN abtests t ON t.id = p.abtest_id"
 )
+# A fixed order: the leaderboard's bootstrap resamples the votes by position, so the same votes in another order
+# would give other intervals from one request to the next.
+_VOTE_ORDER = "ORDER BY t.created_at, t.id, p.position"
