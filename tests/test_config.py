@@ -26,10 +26,13 @@ def env_seen_by_a_module_fixture() -> Iterator[list[str]]:
 def test_tests_run_without_any_tunelab_environment(env_seen_by_a_module_fixture: list[str]) -> None:
     # The session fixture in tests/conftest.py removed them; a real user DB can never be reached.
     assert {"EXPERIMENT_DB", "TUNELAB_DB", "TUNELAB_DATA_DIR"} <= SETTINGS_ENV
-    # All but one, which the fixture sets itself: no test server makes the tiny model unless the test asks.
-    assert [var for var in os.environ if var.upper() in SETTINGS_ENV] == ["TUNELAB_BOOTSTRAP_MODEL"]
+    # All but two, which the fixture sets itself: no test server makes the tiny model, or starts the generation
+    # worker, unless the test asks.
+    fixed = ["TUNELAB_BOOTSTRAP_MODEL", "TUNELAB_WARM_WORKER"]
+    assert sorted(var for var in os.environ if var.upper() in SETTINGS_ENV) == fixed
     assert os.environ["TUNELAB_BOOTSTRAP_MODEL"] == "0" and Settings().bootstrap_model is False
-    assert env_seen_by_a_module_fixture == ["TUNELAB_BOOTSTRAP_MODEL"]
+    assert os.environ["TUNELAB_WARM_WORKER"] == "0" and Settings().warm_worker is False
+    assert sorted(env_seen_by_a_module_fixture) == fixed
     settings = Settings()
     # The tests run TuneLab from this checkout (`make setup` installs it editable): the default is its ./data.
     assert settings.data_dir == DEFAULT_DATA_DIR == REPO / "data"
@@ -47,6 +50,7 @@ def test_a_developers_environment_does_not_reach_the_tests(tmp_path: Path) -> No
         "TUNELAB_HOST": "0.0.0.0",
         "EXPERIMENT_DB": str(tmp_path / "legacy.duckdb"),
         "TUNELAB_BOOTSTRAP_MODEL": "1",
+        "TUNELAB_WARM_WORKER": "1",
     }
     test_id = "tests/test_config.py::test_tests_run_without_any_tunelab_environment"
     done = subprocess.run(
