@@ -134,6 +134,12 @@ def test_a_request_makes_the_same_clip_alone_and_in_a_batch_of_others(bench: Ben
     assert same(first, together[2])
 
 
+def test_generating_leaves_gradients_on_for_the_rest_of_the_process(bench: Bench) -> None:
+    # tests and benches train in the same process after generating: the engine must not switch autograd off
+    bench.engine.generate([Request("g", "calm piano melody", 0.1, seed=1)])
+    assert torch.is_grad_enabled()
+
+
 def test_adapters_and_the_base_model_make_different_clips_from_one_seed(bench: Bench) -> None:
     lofi, jazz, base = bench.make([bench.request("calm piano melody", 7, name) for name in ("lofi", "jazz", None)])
     assert different(lofi, jazz) and different(lofi, base) and different(jazz, base)

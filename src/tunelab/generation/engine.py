@@ -44,9 +44,6 @@ class BatchResult:
 class Engine:
     def __init__(self, model: Any, processor: Any, cache_bytes: int, device: Any = None) -> None:
         """A loaded MusicgenForConditionalGeneration and its processor, moved to `device` (default: the best)."""
-        import torch
-
-        torch.set_grad_enabled(False)
         self.device = device or pick_device()
         self.model: Any = model.to(self.device).eval()
         self.processor: Any = processor
@@ -92,6 +89,7 @@ class Engine:
 
     def generate(self, requests: list[Request]) -> BatchResult:
         """Clips for `requests` (same length and guidance scale) in one `generate` call."""
+        import torch
         from transformers import LogitsProcessorList
 
         from tunelab.generation.sampling import SeededSampler
@@ -111,7 +109,8 @@ class Engine:
             names = [r.adapter_id or BASE for r in requests]
             options["adapter_names"] = names * 2 if guidance and guidance > 1 else names
         started = time.perf_counter()
-        with autocast(self.device):
+        # inference mode for this call only: a process that also trains (tests, benches) keeps its gradients
+        with torch.inference_mode(), autocast(self.device):
             audio = model.generate(**inputs, **options)
         generate_s = time.perf_counter() - started
         clips = [row[0].float().cpu().numpy() for row in audio]
