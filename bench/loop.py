@@ -71,7 +71,7 @@ def run(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         run = api.wait(f"/api/runs/{run['id']}", lambda r: r["status"] in ("completed", "failed", "cancelled"), 900)
         if run["status"] != "completed":
             raise SystemExit(f"the DPO run ended {run['status']}: {run.get('error')}")
-        adapter = run["adapter"]
+        adapter = {"id": run["adapter_id"]}
         export = run["inputs"]["dataset_export"][0]
         lineage = api.get(f"/api/artifacts/{export}/lineage")
         trained = api.post(f"/api/adapters/{adapter['id']}/activate", {})
