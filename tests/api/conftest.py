@@ -209,3 +209,12 @@ def poll(check: Callable[[], Any], timeout_s: float = 20.0, every_s: float = 0.0
             return found
         assert time.monotonic() < deadline, "timed out"
         time.sleep(every_s)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, trained_adapter: Path) -> Iterator[Studio]:
+    """A served studio with a real generation worker, one per test module (starting a worker takes seconds). The
+    worker runs one torch thread: a model this small only waits on a second one, the more so on a busy machine."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield from start_studio(tmp_path_factory.mktemp("studio") / "data", tiny_model, trained_adapter)

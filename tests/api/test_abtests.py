@@ -27,25 +27,12 @@ from tunelab import stats
 from tunelab.app import create_app
 from tunelab.store import generations as generation_store
 
-from .conftest import Api, Studio, make_settings, start_studio
+from .conftest import Api, Studio, make_settings
 
 UNKNOWN_ADAPTER = "adp-0123456789abcdef"
 UNKNOWN_TEST = "ab-0123456789abcdef"
 UNKNOWN_PAIR = "pair-0123456789abcdef"
 CLIP_S = 0.3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The worker inherits it: a model this small only waits on a second thread, the more so on a busy machine.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, trained_adapter: Path) -> Iterator[Studio]:
-    yield from start_studio(tmp_path_factory.mktemp("studio") / "data", tiny_model, trained_adapter)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------------

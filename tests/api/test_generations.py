@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,6 @@ from tunelab.app import create_app
 from tunelab.store import generations as generation_store
 
 from .conftest import WAIT_S, Api, Studio, make_settings, poll, start_studio
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The worker inherits it: a model this small only waits on a second thread, the more so on a busy machine.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, trained_adapter: Path) -> Iterator[Studio]:
-    yield from start_studio(tmp_path_factory.mktemp("studio") / "data", tiny_model, trained_adapter)
 
 
 def error(response: Any, status: int, code: str) -> dict[str, Any]:
