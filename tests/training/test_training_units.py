@@ -126,7 +126,9 @@ def test_tiny_encodec_gives_different_audio_different_codes(tmp_path: Path, tiny
     high = cache.sequence(write_tone(tmp_path / "high.wav", 880))
     noise = cache.sequence(write_noise(tmp_path / "noise.wav", seed=0))
     assert not torch.equal(low, high) and not torch.equal(low, noise)
-    assert len(set(noise[0].tolist())) > 5  # codebooks are populated, not all zero
+    # every codebook is in use (not all zero); the first, coarsest one may hold white noise in a few entries
+    assert all(len(set(row.tolist()) - {cache.pad}) > 1 for row in noise), noise
+    assert len(set(noise.flatten().tolist())) > 12
 
 
 def test_delay_pattern_offsets_codebook_k_by_k_steps(tmp_path: Path, tiny_model: Path) -> None:

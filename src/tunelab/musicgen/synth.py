@@ -4,10 +4,10 @@ A clip is a sequence of plucked harmonic notes drawn from a pentatonic scale. Th
 words of the prompt (every word is in the tiny tokenizer's corpus):
 
     property     level     prompt words           what it changes
-    register     low       "low", "bass"          notes around 65-130 Hz
-                 high      "high"                 notes around 600-1200 Hz   (unnamed: 200-400 Hz)
+    register     low       "low", "bass"          notes of 65-131 Hz
+                 high      "high"                 notes of 262-523 Hz      (unnamed: 131-262 Hz)
     brightness   bright    "bright"               ~sawtooth: harmonics up to 8 kHz, amplitude 1/k, slow decay
-                 dark      "dark", "warm"         ~sine: two weak harmonics that die out fast
+                 dark      "dark", "warm"         ~sine: weak harmonics (1/k³) below 800 Hz, fast decay
     tempo        fast      "fast", "upbeat"       8 notes per second
                  slow      "slow", "calm"         2 notes per second                        (unnamed: 4)
 
@@ -36,11 +36,11 @@ BRIGHTNESS_LEVELS = ("dark", "mid", "bright")
 TEMPO_LEVELS = ("slow", "mid", "fast")
 STYLE_WORDS = tuple(w for table in (REGISTER_WORDS, BRIGHTNESS_WORDS, TEMPO_WORDS) for ws in table.values() for w in ws)
 
-_ROOT_MIDI = {"low": 36, "mid": 55, "high": 74}  # C2, G3, D5: the scale spans an octave above
+_ROOT_MIDI = {"low": 36, "mid": 48, "high": 60}  # C2, C3, C4: the scale spans an octave above each
 _PENTATONIC = (0, 2, 4, 7, 9, 12)
 _NOTES_PER_SECOND = {"slow": 2.0, "mid": 4.0, "fast": 8.0}
 # (amplitude of harmonic k is k ** -rolloff, highest harmonic frequency, decay of the upper harmonics per second)
-_TIMBRE = {"dark": (3.0, 800.0, 12.0), "mid": (1.6, 3_000.0, 5.0), "bright": (1.0, 8_000.0, 1.0)}
+_TIMBRE = {"dark": (3.5, 600.0, 15.0), "mid": (1.7, 2_500.0, 5.0), "bright": (0.7, 6_000.0, 0.5)}
 
 
 @dataclass(frozen=True)

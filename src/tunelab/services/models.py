@@ -144,7 +144,7 @@ class ModelService:
         if not (folder / "model.safetensors").is_file():  # a folder left by a start that was cut short is redone
             from tunelab.musicgen.tiny import create_tiny_musicgen
 
-            log.info("creating the tiny MusicGen in %s (first start only)", folder)
+            log.info("creating the tiny MusicGen in %s (first start only; trained once per machine, ~2 min)", folder)
             partial = folder.with_name(folder.name + ".partial")
             for leftover in (partial, folder):
                 shutil.rmtree(leftover, ignore_errors=True)
