@@ -32,11 +32,20 @@ def _no_tunelab_env() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for var in [var for var in os.environ if is_tunelab_env(var)]:
             patch.delenv(var)
-        # A server's first start creates the tiny MusicGen (~5 s): tests that want it ask for it (bootstrap_model).
+        # A server's first start copies the tiny MusicGen into its data dir: tests that want it ask (bootstrap_model).
         patch.setenv("TUNELAB_BOOTSTRAP_MODEL", "0")
         # Nor does it start the generation worker (~5 s to load torch and the model): it starts when a job comes.
         patch.setenv("TUNELAB_WARM_WORKER", "0")
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_model_cached(_no_tunelab_env: None) -> None:
+    """The tiny MusicGen trained into the cache before any test runs (about 2 minutes, once per machine), so that
+    no test whose server, CLI or training subprocess makes one pays that build inside its own timeout."""
+    from tunelab.musicgen.tiny import cached_tiny_musicgen
+
+    cached_tiny_musicgen(0)
 
 
 @pytest.fixture(scope="session")
