@@ -68,3 +68,17 @@ def test_settings_without_any_model_say_how_to_add_one(page: Page, live_server: 
     expect(page.get_by_test_id("no-current-model")).to_contain_text("No model is current.")
     expect(page.get_by_test_id("no-other-models")).to_be_visible()
     expect(page.get_by_test_id("worker-state")).to_have_text("Stopped")
+
+
+def test_every_main_link_is_in_view_at_phone_width(page: Page, live_server: LiveServer) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/settings")
+
+    links = page.get_by_role("navigation", name="Main").get_by_role("link")
+    expect(links).to_have_count(7)
+    for link in links.all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (link.inner_text(), box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    header = page.locator(".topbar").bounding_box()
+    assert header is not None and header["height"] < 130  # two rows at most, not a wall of links
