@@ -265,3 +265,115 @@ def test_the_worker_loads_a_batch_adapters_without_evicting_one_another(bench: B
         assert sorted(cache.ids()) == ["jazz", "lofi"]
     finally:
         cache.budget_bytes = budget
+
+
+# --- adapter slots: an unloaded adapter's layers are refilled by the next adapter of its shape -----------------
+
+
+def _fresh_engine(tiny_model: Path, budget: int) -> Engine:
+    return Engine.load(str(tiny_model), cache_bytes=budget)
+
+
+def _clip(engine: Engine, adapter: str | None, path: str | None) -> np.ndarray:
+    request = Request(id=f"r{next(_ids)}", prompt="warm jazz guitar", duration_s=DURATION, seed=3,
+                      guidance_scale=3.0, adapter_id=adapter, adapter_path=path)  # fmt: skip
+    return engine.generate([request]).audio[0]
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-5 * max(float(np.abs(a).max()), 1e-3)
+
+
+@pytest.fixture(scope="module")
+def third_adapter(bench: Bench, tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("blues") / "blues"
+    shutil.copytree(bench.adapters["lofi"], folder)
+    perturb(folder, 7)
+    return str(folder)
+
+
+def test_an_adapter_refilled_into_a_freed_slot_makes_the_clips_of_a_fresh_load(
+    bench: Bench, tiny_model: Path, third_adapter: str
+) -> None:
+    lofi, jazz = bench.adapters["lofi"], bench.adapters["jazz"]
+    files = {path: Path(path, "adapter_model.safetensors").read_bytes() for path in (lofi, jazz, third_adapter)}
+    engine = _fresh_engine(tiny_model, budget=1)  # room for one adapter: each new one evicts the last
+    lofi_clip = _clip(engine, "lofi", lofi)
+    lofi_slot = engine.slot("lofi")
+    _clip(engine, "jazz", jazz)  # lofi goes; its layers stay as a spare
+    assert engine.cache.ids() == ["jazz"] and engine.spare_slots == 1 and engine.slot_reuses == 0
+    blues_clip = _clip(engine, "blues", third_adapter)  # copied into lofi's old layers
+    assert engine.slot("blues") == lofi_slot and engine.slot_reuses == 1
+    assert len(engine.peft.peft_config) == 2  # no third set of layers was made
+
+    alone = _fresh_engine(tiny_model, budget=1 << 30)
+    assert _close(blues_clip, _clip(alone, "blues", third_adapter))  # as if loaded by PEFT
+    assert not _close(blues_clip, lofi_clip)  # and not what the slot held before
+    assert _close(_clip(engine, "lofi", lofi), lofi_clip)  # lofi again, into jazz's freed layers
+    for path, data in files.items():  # refilling a slot wrote into memory, never into an adapter's file
+        assert Path(path, "adapter_model.safetensors").read_bytes() == data
+
+
+def test_an_idle_engine_prepares_one_spare_slot_within_the_budget(bench: Bench, tiny_model: Path) -> None:
+    lofi, jazz = bench.adapters["lofi"], bench.adapters["jazz"]
+    engine = _fresh_engine(tiny_model, budget=1 << 30)
+    assert not engine.prepare_spare()  # nothing loaded yet: no shape to prepare for
+    _clip(engine, "lofi", lofi)
+    assert engine.prepare_spare() and engine.spare_slots == 1
+    assert not engine.prepare_spare()  # one spare is enough
+    jazz_clip = _clip(engine, "jazz", jazz)
+    assert engine.slot_reuses == 1 and engine.spare_slots == 0 and len(engine.peft.peft_config) == 2
+    assert _close(jazz_clip, _clip(_fresh_engine(tiny_model, 1 << 30), "jazz", jazz))
+
+    tight = _fresh_engine(tiny_model, budget=1)
+    _clip(tight, "lofi", lofi)
+    assert not tight.prepare_spare() and tight.spare_slots == 0  # no room beside the loaded adapter
+
+
+def test_only_plain_lora_adapters_of_the_same_shape_share_slots(tmp_path: Path, trained_adapter: Path) -> None:
+    import json
+
+    from tunelab.generation.engine import lora_shape
+
+    def variant(name: str, **changes: Any) -> str:
+        folder = tmp_path / name
+        shutil.copytree(trained_adapter / "final", folder)
+        config = json.loads((folder / "adapter_config.json").read_text())
+        config.update(changes)
+        (folder / "adapter_config.json").write_text(json.dumps(config))
+        return str(folder)
+
+    config = json.loads((trained_adapter / "final" / "adapter_config.json").read_text())
+    base = lora_shape(variant("same"))
+    assert base is not None and base == lora_shape(str(trained_adapter / "final"))
+    modules = config["target_modules"]
+    if isinstance(modules, list):  # the order of the targets does not matter
+        assert lora_shape(variant("reordered", target_modules=list(reversed(modules)))) == base
+    assert lora_shape(variant("rank", r=config["r"] * 2)) != base
+    assert lora_shape(variant("alpha", lora_alpha=config["lora_alpha"] + 1)) != base
+    assert lora_shape(variant("dora", use_dora=True)) is None
+    assert lora_shape(variant("bias", bias="all")) is None
+    assert lora_shape(str(tmp_path / "missing")) is None
+
+
+def test_a_worker_left_idle_prepares_a_spare_and_still_answers(bench: Bench, tiny_model: Path) -> None:
+    import queue
+    import threading
+    import time
+
+    engine = _fresh_engine(tiny_model, budget=1 << 30)
+    events: list[dict[str, Any]] = []
+    inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    inbox.put({"op": "preload", "adapter_id": "lofi", "adapter_path": bench.adapters["lofi"]})
+    serving = threading.Thread(target=Worker(engine, events.append, 0.0).serve, args=(inbox,), daemon=True)
+    serving.start()
+    deadline = time.monotonic() + 30
+    while engine.spare_slots == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.spare_slots == 1 and engine.cache.ids() == ["lofi"]
+    inbox.put({"op": "preload", "adapter_id": "jazz", "adapter_path": bench.adapters["jazz"]})
+    inbox.put(None)
+    serving.join(30)
+    assert not serving.is_alive()
+    assert [(e["adapter_id"], e["loaded"]) for e in events] == [("lofi", True), ("jazz", True)]
+    assert engine.slot_reuses == 1  # jazz went into the spare made while the worker waited

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 BATCH_WINDOW_S = 0.01  # after the first job, how long to wait for others to join its batch
 MAX_BATCH = 16
+IDLE_S = 0.2  # quiet this long, the worker prepares a spare adapter slot (see Engine.prepare_spare)
 log = logging.getLogger("tunelab.generation.worker")
 
 
@@ -74,7 +75,7 @@ class Worker:
 
     def serve(self, inbox: queue.Queue[dict[str, Any] | None]) -> None:
         while True:
-            message = inbox.get()
+            message = self._next(inbox)
             if message is None or message.get("op") == "stop":
                 return
             if message.get("op") == "preload":
@@ -98,6 +99,20 @@ class Worker:
             self.run(jobs)
             if stop:
                 return
+
+    def _next(self, inbox: queue.Queue[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The next message; while none comes, the engine prepares a spare adapter slot, one at a time."""
+        while True:
+            try:
+                return inbox.get(timeout=IDLE_S)
+            except queue.Empty:
+                pass
+            try:
+                if self.engine.prepare_spare():
+                    continue
+            except Exception as error:  # a spare is an optimisation: never a reason to stop serving
+                log.warning("could not prepare a spare adapter slot: %s", error)
+            return inbox.get()
 
     def _preload(self, message: dict[str, Any]) -> None:
         try:
