@@ -44,9 +44,8 @@ class Recipe:
     encoder_input_gain: float = 10.0
     codec_clips: int = 192
     stft_sizes: tuple[int, ...] = (256, 1024)
-    log_floor: float = (
-        0.1  # added to STFT magnitudes before the log (0.01 kept brightness a little better, pitch worse)
-    )
+    # added to STFT magnitudes before the log (0.01 kept brightness a little better, pitch worse)
+    log_floor: float = 0.1
     kmeans_clips: int = 256
     kmeans_iterations: int = 20
     decoder_tune_steps: int = 100
