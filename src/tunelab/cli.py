@@ -92,8 +92,21 @@ def serve(
     # Bound before anything else, so that a busy port fails before the database is opened, and the URL is
     # printed and the address file written only for a server that got its socket.
     with _listen(settings.host, settings.port) as sock:
+        _log_to_stderr()
         application = _application(settings)
         _serve(application, sock, settings)
+
+
+def _log_to_stderr() -> None:
+    """The server's own events on stderr, in uvicorn's style: runs started and ended, adapters and models
+    registered, jobs queued again, and on a first start the tiny MusicGen being made (trained once per machine)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger = logging.getLogger("tunelab")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 class Server:
     """`tunelab serve --port 0` on a data dir, in a process of its own (so it can be killed with -9)."""
 
-    def __init__(self, data_dir: Path):
-        env = {**os.environ, "TUNELAB_BOOTSTRAP_MODEL": "0"}
+    def __init__(self, data_dir: Path, bootstrap: bool = False):
+        env = {**os.environ, "TUNELAB_BOOTSTRAP_MODEL": "1" if bootstrap else "0"}
+        self.output: list[str] = []  # what it printed (stdout and stderr) up to its address
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tunelab", "serve", "--data-dir", str(data_dir), "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
@@ -36,6 +37,7 @@ class Server:
         assert self.process.stdout is not None
         deadline = time.monotonic() + 60
         for line in self.process.stdout:
+            self.output.append(line)
             found = re.search(r"running at (http://\S+)", line)
             if found:
                 self.url = found.group(1)
@@ -139,3 +141,14 @@ def test_a_run_whose_supervisor_died_too_fails_as_lost_and_keeps_its_log(
     assert (lost["status"], lost["error"], lost["adapter_id"]) == ("failed", "training process lost", None)
     assert log_of(data_dir, run["id"]).exists()
     assert second.http.get(f"/api/experiments/{experiment}").json()["status"] == "failed"
+
+
+def test_a_first_start_says_it_makes_the_tiny_model_then_serves_it(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", bootstrap=True)
+    try:
+        said = "".join(server.output)
+        assert "INFO:     creating the tiny MusicGen in" in said, said
+        assert "INFO:     registered base model tiny-musicgen" in said, said
+        assert server.http.get("/api/settings").json()["current_model_id"] == "tiny-musicgen"
+    finally:
+        server.stop()
