@@ -4,7 +4,8 @@ The architecture is MusicGen's (T5 text encoder, 32 kHz EnCodec at 50 frames/s w
 with 4 codebook heads), under a million parameters, so it trains and generates in seconds on a CPU. Unlike a
 randomly initialised one it makes real sound: its codec was trained to encode and decode the note sequences of
 `synth`, and its language model to generate their codes from prompts whose words steer pitch ("low", "bass",
-"high"), brightness ("bright", "dark", "warm") and tempo ("fast", "upbeat", "slow", "calm"); see synth.py.
+"high") and brightness ("bright", "dark", "warm"); see synth.py. Tempo words ("fast", "slow"...) are in its training
+prompts too, but it does not follow them (measured: see the README, "The tiny MusicGen").
 
 Training it takes a few minutes, so it is done once per recipe version (for seed 0, the recipe's own) into a cache
 folder, and `create_tiny_musicgen` copies it from there: `$TUNELAB_CACHE_DIR`, else `$XDG_CACHE_HOME/tunelab`, else
