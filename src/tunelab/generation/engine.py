@@ -145,7 +145,7 @@ class Engine:
     def _own_memory(self, slot: str) -> None:
         """Give the slot's parameters memory of their own, ready to be written: PEFT's low-memory load leaves them
         mapped from the adapter's file, where the first write of every page is a copy-on-write fault (a refill
-        then took 60-170 ms instead of 20 ms at musicgen-small size). Also finds the slot's parameters now."""
+        then took 60-170 ms instead of 10 ms at musicgen-small size). Also finds the slot's parameters now."""
         import torch
 
         with torch.no_grad():
