@@ -1,6 +1,6 @@
 """The feedback loop end to end, with a simulated listener; prints JSON.
 
-    python bench/loop.py [--pairs 24] [--eval-pairs 40] [--epochs 4] [--data-dir DIR]
+    python bench/loop.py [--pairs 64] [--eval-pairs 60] [--epochs 4] [--data-dir DIR]
 
 A fresh studio on the tiny MusicGen it makes (real worker process, real training process, real database):
 1. an A/B test of the base model against itself (B from the next seed), voted by a listener who prefers the
@@ -33,8 +33,8 @@ TIE_WITHIN = 0.01
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=32, help="pairs voted to make the preference dataset")
-    parser.add_argument("--eval-pairs", type=int, default=40, help="pairs voted to judge the adapter")
+    parser.add_argument("--pairs", type=int, default=64, help="pairs voted to make the preference dataset")
+    parser.add_argument("--eval-pairs", type=int, default=60, help="pairs voted to judge the adapter")
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per clip")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)

@@ -1,6 +1,6 @@
 """Synthetic melodic clips whose sound is steered by prompt words, to train and test the tiny MusicGen.
 
-A clip is a sequence of plucked harmonic notes drawn from a pentatonic scale. Three properties are controlled by
+A clip is a sequence of plucked harmonic notes drawn from a pentatonic scale, each dying out before the next. Three properties are controlled by
 words of the prompt (every word is in the tiny tokenizer's corpus):
 
     property     level     prompt words           what it changes
@@ -41,6 +41,10 @@ _PENTATONIC = (0, 2, 4, 7, 9, 12)
 _NOTES_PER_SECOND = {"slow": 2.0, "mid": 4.0, "fast": 8.0}
 # (amplitude of harmonic k is k ** -rolloff, highest harmonic frequency, decay of the upper harmonics per second)
 _TIMBRE = {"dark": (3.5, 600.0, 15.0), "mid": (1.7, 2_500.0, 5.0), "bright": (0.7, 6_000.0, 0.5)}
+# the fundamental dies out within a note (e^-8t), so each note is heard as one: with a nearly sustained fundamental
+# (e^-t) tempo lived only in the 15 ms attack and release, which the codec smoothed away, and the model ignored
+# "fast" and "slow" (2.5 onsets a second for "fast music", 4.5 for "slow music"; now 4.9 and 2.5)
+_FUNDAMENTAL_DECAY = 8.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _note(frequency: float, brightness: str, length: int, rng: np.random.Generat
     harmonics = np.arange(1, max(1, int(highest // frequency)) + 1)
     amplitudes = harmonics.astype(np.float64) ** -rolloff
     phases = rng.uniform(0, 2 * np.pi, size=len(harmonics))
-    envelopes = np.exp(-np.outer(1.0 + decay * (harmonics - 1), t))  # (harmonics, samples)
+    envelopes = np.exp(-np.outer(_FUNDAMENTAL_DECAY + decay * (harmonics - 1), t))  # (harmonics, samples)
     waves = np.sin(2 * np.pi * frequency * np.outer(harmonics, t) + phases[:, None])
     note = (amplitudes[:, None] * envelopes * waves).sum(axis=0)
     attack = np.minimum(1.0, t / 0.005)

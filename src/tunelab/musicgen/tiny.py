@@ -4,8 +4,7 @@ The architecture is MusicGen's (T5 text encoder, 32 kHz EnCodec at 50 frames/s w
 with 4 codebook heads), under a million parameters, so it trains and generates in seconds on a CPU. Unlike a
 randomly initialised one it makes real sound: its codec was trained to encode and decode the note sequences of
 `synth`, and its language model to generate their codes from prompts whose words steer pitch ("low", "bass",
-"high") and brightness ("bright", "dark", "warm"); see synth.py. Tempo words ("fast", "slow"...) are in its training
-prompts too, but it does not follow them (measured: see the README, "The tiny MusicGen").
+"high"), brightness ("bright", "dark", "warm") and tempo ("fast", "upbeat", "slow", "calm"); see synth.py.
 
 Training it takes a few minutes, so it is done once per recipe version (for seed 0, the recipe's own) into a cache
 folder, and `create_tiny_musicgen` copies it from there: `$TUNELAB_CACHE_DIR`, else `$XDG_CACHE_HOME/tunelab`, else
@@ -34,7 +33,7 @@ SAMPLING_RATE = 32_000
 CODEBOOK_SIZE = 64
 NUM_CODEBOOKS = 4
 # bump whenever what a build writes changes (recipe, sizes, tokenizer, synth): caches of other versions are ignored
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 BASE_SEED = 0  # the seed of the long build; other seeds continue it
 RECIPE = Recipe()
 CACHE_ENV = "TUNELAB_CACHE_DIR"
