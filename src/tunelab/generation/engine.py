@@ -96,7 +96,7 @@ class Engine:
             if shape is not None:
                 self._last = (shape, path)
         self._slot_of[adapter_id] = slot
-        return sum(p.numel() * p.element_size() for p in self._slot_params(slot).values())
+        return self._slot_bytes(slot)
 
     def _new_slot(self, path: str) -> str:
         from peft import PeftModel
@@ -142,6 +142,9 @@ class Engine:
                                   if marker in name}  # fmt: skip
         return self._params[slot]
 
+    def _slot_bytes(self, slot: str) -> int:
+        return sum(p.numel() * p.element_size() for p in self._slot_params(slot).values())
+
     def _own_memory(self, slot: str) -> None:
         """Give the slot's parameters memory of their own, ready to be written: PEFT's low-memory load leaves them
         mapped from the adapter's file, where the first write of every page is a copy-on-write fault (a refill
@@ -175,11 +178,7 @@ class Engine:
         if self._spares.get(shape) or not Path(path).is_dir():
             return False
         size = (Path(path) / "adapter_model.safetensors").stat().st_size
-        spare_bytes = sum(
-            sum(p.numel() * p.element_size() for p in self._slot_params(slot).values())
-            for slots in self._spares.values()
-            for slot in slots
-        )
+        spare_bytes = sum(self._slot_bytes(slot) for slots in self._spares.values() for slot in slots)
         if self.cache.used_bytes + spare_bytes + size > self.cache.budget_bytes:
             return False
         slot = self._new_slot(path)

@@ -1,7 +1,7 @@
 """Synthetic melodic clips whose sound is steered by prompt words, to train and test the tiny MusicGen.
 
-A clip is a sequence of plucked harmonic notes drawn from a pentatonic scale, each dying out before the next. Three properties are controlled by
-words of the prompt (every word is in the tiny tokenizer's corpus):
+A clip is a sequence of plucked harmonic notes drawn from a pentatonic scale, each dying out before the next.
+Three properties are controlled by words of the prompt (every word is in the tiny tokenizer's corpus):
 
     property     level     prompt words           what it changes
     register     low       "low", "bass"          notes of 65-131 Hz

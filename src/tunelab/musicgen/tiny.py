@@ -183,7 +183,8 @@ def build_tiny_musicgen(directory: Path, seed: int = 0, recipe: Recipe = RECIPE,
     """Train the tiny MusicGen for `seed` and write it to `directory` (no cache).
 
     Seed `BASE_SEED` is the long build (a few minutes). Another seed starts from `base` (that build's folder; built
-    into `directory` first when not given) and trains its language model a few seconds more (see `tiny_training.reseed_tiny_musicgen`).
+    into `directory` first when not given) and trains its language model a few seconds more
+    (`tiny_training.reseed_tiny_musicgen`).
     """
     import torch
     from transformers import EncodecFeatureExtractor, MusicgenForConditionalGeneration, MusicgenProcessor

@@ -15,6 +15,7 @@ Everything is seeded: the same seed on the same machine gives the same weights.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -86,8 +87,6 @@ def train_tiny_musicgen(model: Any, tokenizer: Any, seed: int, recipe: Recipe, a
 def reseed_tiny_musicgen(model: Any, tokenizer: Any, seed: int, recipe: Recipe, advance: Advance) -> None:
     """Make a trained tiny MusicGen the model of another `seed`: its language model trains a little more on clips
     and batches drawn from that seed, so the weights differ, deterministically, while the sound stays as good."""
-    import dataclasses
-
     import torch
 
     torch.manual_seed(seed)
